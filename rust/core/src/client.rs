@@ -1,0 +1,174 @@
+//! The client as the game thread sees it: connect to a URL, poll for events, talk to peer 1.
+
+use std::sync::Arc;
+
+use tungstenite::client::IntoClientRequest;
+use tungstenite::http::{HeaderName, HeaderValue, Uri};
+
+use crate::peer::{PeerHandle, PeerShared};
+use crate::reactor::{ReactorEvent, ReactorHandle, Start};
+use crate::{ConnectionConfig, Error, SERVER_PEER_ID};
+
+/// Something that happened on the client since the last `poll()`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The handshake finished; messages can flow.
+    ConnectionEstablished {
+        /// The sub-protocol the server picked ("" when none).
+        protocol: String,
+    },
+    /// A packet from the server is waiting in the queue.
+    DataReceived,
+    /// The server sent a close frame; keep polling until `ConnectionClosed`.
+    CloseRequested {
+        /// Its close code.
+        code: i32,
+        /// Its close reason.
+        reason: String,
+    },
+    /// The connection is gone.
+    ConnectionClosed {
+        /// Whether the close handshake completed.
+        was_clean: bool,
+    },
+    /// Connecting failed (TCP, handshake or timeout).
+    ConnectionError {
+        /// What went wrong, readable by a person.
+        reason: String,
+    },
+}
+
+/// A WebSocket client: one connection to one server, seen as peer 1.
+#[derive(Debug, Default)]
+pub struct Client {
+    reactor: Option<ReactorHandle>,
+    peer: Option<PeerHandle>,
+    target: Option<(String, u16)>,
+}
+
+impl Client {
+    /// A client that is not connected.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts connecting to `url` (`ws://host[:port][/path]`). Returns at once; the outcome comes
+    /// from `poll()` as `ConnectionEstablished` or `ConnectionError`.
+    pub fn connect(&mut self, url: &str, config: ConnectionConfig) -> Result<(), Error> {
+        if self.reactor.is_some() {
+            return Err(Error::AlreadyConnected);
+        }
+        config.validate()?;
+        let invalid = |reason: &str| Error::InvalidUrl { url: url.to_string(), reason: reason.to_string() };
+        let uri: Uri = url.parse().map_err(|err| invalid(&format!("{err}")))?;
+        match uri.scheme_str() {
+            Some("ws") => {}
+            Some("wss") => {
+                return Err(Error::Unsupported("wss:// (TLS) is not available in this build yet; use ws://".into()))
+            }
+            Some(other) => return Err(invalid(&format!("scheme '{other}' is not ws://"))),
+            None => return Err(invalid("it has no scheme; start it with ws://")),
+        }
+        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| invalid("it has no host"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = uri.port_u16().unwrap_or(80);
+        if port == 0 {
+            return Err(invalid("port 0 cannot be connected to"));
+        }
+        let mut request = uri.clone().into_client_request().map_err(|err| invalid(&err.to_string()))?;
+        if !config.protocols.is_empty() {
+            let value = HeaderValue::from_str(&config.protocols.join(", "))
+                .map_err(|err| Error::InvalidArgument(format!("sub-protocols: {err}")))?;
+            request.headers_mut().insert("Sec-WebSocket-Protocol", value);
+        }
+        for (name, value) in &config.extra_headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|err| Error::InvalidArgument(format!("header name '{name}': {err}")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|err| Error::InvalidArgument(format!("header value '{value}': {err}")))?;
+            request.headers_mut().append(name, value);
+        }
+        let shared = Arc::new(PeerShared::default());
+        let limits = config.limits.clone();
+        let reactor = ReactorHandle::spawn(
+            Start::Connect { id: SERVER_PEER_ID, host: host.clone(), port, request, shared: shared.clone() },
+            config,
+        )?;
+        self.peer = Some(PeerHandle::new(SERVER_PEER_ID, shared, reactor.commands.clone(), limits, url.to_string()));
+        self.reactor = Some(reactor);
+        self.target = Some((host, port));
+        Ok(())
+    }
+
+    /// Starts the close handshake (code and reason as in `PeerHandle::close`); keep polling until
+    /// `ConnectionClosed`. A negative code drops the connection at once.
+    pub fn disconnect(&mut self, code: i32, reason: &str) -> Result<(), Error> {
+        let peer = self.peer.as_ref().ok_or(Error::NotActive)?;
+        peer.close(code, reason)
+    }
+
+    /// Takes in what the I/O thread did since the last call and appends the events to `out`.
+    pub fn poll(&mut self, out: &mut Vec<ClientEvent>) {
+        let (Some(reactor), Some(peer)) = (&self.reactor, &self.peer) else { return };
+        let mut ended = false;
+        while let Ok(event) = reactor.events.try_recv() {
+            match event {
+                ReactorEvent::Opened { info, .. } => {
+                    let protocol = info.protocol.clone();
+                    peer.mark_open(info);
+                    out.push(ClientEvent::ConnectionEstablished { protocol });
+                }
+                ReactorEvent::Packet { packet, .. } => {
+                    peer.push_inbound(packet);
+                    out.push(ClientEvent::DataReceived);
+                }
+                ReactorEvent::CloseRequested { code, reason, .. } => {
+                    peer.mark_close_requested(code, &reason);
+                    out.push(ClientEvent::CloseRequested { code, reason });
+                }
+                ReactorEvent::Closed { clean, code, reason, .. } => {
+                    peer.mark_closed(clean, code, &reason);
+                    out.push(ClientEvent::ConnectionClosed { was_clean: clean });
+                    ended = true;
+                }
+                ReactorEvent::ConnectFailed { reason, .. } => {
+                    peer.mark_closed(false, -1, "");
+                    out.push(ClientEvent::ConnectionError { reason });
+                    ended = true;
+                }
+                // Only servers accept.
+                ReactorEvent::HandshakeFailed { .. } => {}
+            }
+        }
+        if ended {
+            // The connection is over: end its I/O thread. The peer stays readable until the next
+            // connect, so packets that arrived before the close can still be taken.
+            if let Some(mut reactor) = self.reactor.take() {
+                reactor.shutdown();
+            }
+        }
+    }
+
+    /// Whether a connection is being made or is open.
+    pub fn is_active(&self) -> bool {
+        self.reactor.is_some()
+    }
+
+    /// The server, as peer 1 (also after the connection ended, until the next connect).
+    pub fn peer(&self) -> Option<&PeerHandle> {
+        self.peer.as_ref()
+    }
+
+    /// Host and port given to the last `connect`.
+    pub fn target(&self) -> Option<(&str, u16)> {
+        self.target.as_ref().map(|(h, p)| (h.as_str(), *p))
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(mut reactor) = self.reactor.take() {
+            reactor.shutdown();
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Settings of a server or client: queue limits, timeouts, sub-protocols and headers.
+
+use std::time::Duration;
+
+use crate::Error;
+
+/// Per-connection queue limits. The defaults are those of Godot 4's `WebSocketMultiplayerPeer`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of received messages that may wait for the game before the socket stops being read
+    /// (TCP back-pressure). One message is always accepted, whatever its size.
+    pub inbound_buffer_size: usize,
+    /// Bytes of messages the game may queue for sending before `send` returns
+    /// [`Error::OutboundFull`]. One message is always accepted when the queue is empty.
+    pub outbound_buffer_size: usize,
+    /// Messages that may wait in each direction (inbound: back-pressure; outbound: refused).
+    pub max_queued_packets: usize,
+    /// Largest message accepted from the network; a larger one closes the peer with 1009.
+    pub max_message_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            inbound_buffer_size: 65535,
+            outbound_buffer_size: 65535,
+            max_queued_packets: 2048,
+            max_message_size: 64 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks that every limit is usable (non-zero).
+    pub fn validate(&self) -> Result<(), Error> {
+        for (name, value) in [
+            ("inbound_buffer_size", self.inbound_buffer_size),
+            ("outbound_buffer_size", self.outbound_buffer_size),
+            ("max_queued_packets", self.max_queued_packets),
+            ("max_message_size", self.max_message_size),
+        ] {
+            if value == 0 {
+                return Err(Error::InvalidArgument(format!("{name} must be greater than 0")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Settings shared by both ends of a connection.
+#[derive(Clone, Debug)]
+pub struct ConnectionConfig {
+    /// Queue limits of every connection.
+    pub limits: Limits,
+    /// Time a connection may take to finish the TCP connect and HTTP upgrade.
+    pub handshake_timeout: Duration,
+    /// Time to wait for the other side to answer a close frame before dropping the socket.
+    pub close_timeout: Duration,
+    /// Sub-protocols: the server's supported list, or the list the client offers.
+    pub protocols: Vec<String>,
+    /// Extra HTTP headers sent with the handshake, as `(name, value)`.
+    pub extra_headers: Vec<(String, String)>,
+    /// Whether TCP_NODELAY is set on new connections (on by default).
+    pub no_delay: bool,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            limits: Limits::default(),
+            handshake_timeout: Duration::from_secs(3),
+            close_timeout: Duration::from_secs(3),
+            protocols: Vec::new(),
+            extra_headers: Vec::new(),
+            no_delay: true,
+        }
+    }
+}
+
+impl ConnectionConfig {
+    /// Checks limits, protocol names and header lines before anything is opened.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.limits.validate()?;
+        if self.handshake_timeout.is_zero() {
+            return Err(Error::InvalidArgument("handshake_timeout must be greater than 0".into()));
+        }
+        for protocol in &self.protocols {
+            validate_token("sub-protocol", protocol)?;
+        }
+        for (name, value) in &self.extra_headers {
+            validate_token("header name", name)?;
+            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err(Error::InvalidArgument(format!(
+                    "header '{name}' has a value with CR, LF or NUL in it"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses Godot-style header lines (`"Name: value"`) into pairs, rejecting malformed ones.
+pub fn parse_header_lines<S: AsRef<str>>(lines: &[S]) -> Result<Vec<(String, String)>, Error> {
+    lines
+        .iter()
+        .map(|line| {
+            let line = line.as_ref();
+            let (name, value) = line.split_once(':').ok_or_else(|| {
+                Error::InvalidArgument(format!("header '{line}' is not of the form 'Name: value'"))
+            })?;
+            let (name, value) = (name.trim().to_string(), value.trim().to_string());
+            validate_token("header name", &name)?;
+            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err(Error::InvalidArgument(format!(
+                    "header '{name}' has a value with CR, LF or NUL in it"
+                )));
+            }
+            Ok((name, value))
+        })
+        .collect()
+}
+
+/// An HTTP token (RFC 7230): what a header name or a sub-protocol name may be.
+fn validate_token(what: &str, token: &str) -> Result<(), Error> {
+    const SEPARATORS: &[u8] = b"()<>@,;:\\\"/[]?={} \t";
+    if token.is_empty() {
+        return Err(Error::InvalidArgument(format!("{what} is empty")));
+    }
+    if let Some(bad) = token.bytes().find(|b| !b.is_ascii_graphic() || SEPARATORS.contains(b)) {
+        return Err(Error::InvalidArgument(format!(
+            "{what} '{}' contains the character {:?}, which an HTTP token may not contain",
+            token.escape_debug(),
+            bad as char
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_lines_are_split_and_trimmed() {
+        let parsed = parse_header_lines(&["X-Game: chess", "Auth:token"]).unwrap();
+        assert_eq!(parsed, vec![("X-Game".into(), "chess".into()), ("Auth".into(), "token".into())]);
+    }
+
+    #[test]
+    fn header_lines_with_crlf_or_no_colon_are_refused() {
+        assert!(parse_header_lines(&["X-Evil: a\r\nInjected: b"]).is_err());
+        assert!(parse_header_lines(&["no colon here"]).is_err());
+        assert!(parse_header_lines(&[": empty name"]).is_err());
+    }
+
+    #[test]
+    fn protocol_names_must_be_tokens() {
+        let mut config = ConnectionConfig::default();
+        config.protocols = vec!["chat".into(), "bad name".into()];
+        assert!(config.validate().is_err());
+        config.protocols = vec!["".into()];
+        assert!(config.validate().is_err());
+        config.protocols = vec!["chat.v2".into()];
+        assert!(config.validate().is_ok());
+    }
+}

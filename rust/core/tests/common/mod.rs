@@ -1,0 +1,58 @@
+//! Helpers shared by the loopback tests: a server on a free port, and polling until a condition
+//! holds (bounded in time, so a broken build fails instead of hanging).
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::{Duration, Instant};
+
+use websocket_rs_core::{Client, ClientEvent, ConnectionConfig, Server, ServerEvent};
+
+pub const LIMIT: Duration = Duration::from_secs(10);
+
+/// A server listening on 127.0.0.1 on a free port, and its URL.
+pub fn server(config: ConnectionConfig) -> (Server, String) {
+    let mut server = Server::new();
+    let addr = server.listen("127.0.0.1", 0, config).expect("listen");
+    (server, format!("ws://127.0.0.1:{}/", addr.port()))
+}
+
+/// Polls server and clients until `done` says so; panics after [`LIMIT`].
+pub fn pump(
+    server: &mut Server,
+    clients: &mut [&mut Client],
+    server_events: &mut Vec<ServerEvent>,
+    client_events: &mut Vec<Vec<ClientEvent>>,
+    mut done: impl FnMut(&Vec<ServerEvent>, &Vec<Vec<ClientEvent>>) -> bool,
+) {
+    client_events.resize_with(clients.len(), Vec::new);
+    let start = Instant::now();
+    loop {
+        server.poll(server_events);
+        for (client, events) in clients.iter_mut().zip(client_events.iter_mut()) {
+            client.poll(events);
+        }
+        if done(server_events, client_events) {
+            return;
+        }
+        assert!(start.elapsed() < LIMIT, "timed out; server saw {server_events:?}, clients saw {client_events:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Connects one client and waits until both sides see it open; returns the server-side id.
+pub fn connect(server: &mut Server, url: &str, config: ConnectionConfig) -> (Client, i32) {
+    let mut client = Client::new();
+    client.connect(url, config).expect("connect");
+    let (mut se, mut ce) = (Vec::new(), Vec::new());
+    pump(server, &mut [&mut client], &mut se, &mut ce, |s, c| {
+        s.iter().any(|e| matches!(e, ServerEvent::ClientConnected { .. }))
+            && c[0].iter().any(|e| matches!(e, ClientEvent::ConnectionEstablished { .. }))
+    });
+    let id = se
+        .iter()
+        .find_map(|e| match e {
+            ServerEvent::ClientConnected { id, .. } => Some(*id),
+            _ => None,
+        })
+        .unwrap();
+    (client, id)
+}

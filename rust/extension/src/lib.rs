@@ -1,1 +1,19 @@
+//! Godot binding of godot-websocket-rs: registers `WebSocketServer`, `WebSocketClient` and
+//! `WebSocketConnection`. Every class only converts types and emits signals; the protocol, the
+//! sockets and the queues live in `websocket_rs_core`.
 
+use godot::prelude::*;
+
+mod client;
+mod connection;
+mod errors;
+mod server;
+
+pub use client::WebSocketClient;
+pub use connection::WebSocketConnection;
+pub use server::WebSocketServer;
+
+struct WebSocketRsExtension;
+
+#[gdextension]
+unsafe impl ExtensionLibrary for WebSocketRsExtension {}

@@ -1,1 +1,116 @@
-fn main() {}
+//! Project tasks, run as `cargo xtask <task>`:
+//! - `build [--release]`: build the extension and install it into `addons/websocket_rs/bin/`;
+//! - `test`: `cargo test` of the workspace, then every headless Godot test; ends with
+//!   `N passed, N failed`;
+//! - `demo`: one server and two client Godot processes chat through the addon;
+//! - `godot`: print the Godot 4.6+ binary used (provisioning it if needed).
+
+mod godot;
+mod godot_tests;
+mod process;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build") => build(args.iter().any(|a| a == "--release")).map(|_| ExitCode::SUCCESS),
+        Some("test") => test(),
+        Some("demo") => demo(),
+        Some("godot") => godot::find_or_provision().map(|g| {
+            println!("{}", g.display());
+            ExitCode::SUCCESS
+        }),
+        _ => {
+            eprintln!("usage: cargo xtask <build [--release] | test | demo | godot>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The repository root (the workspace that holds this crate).
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// Builds the extension and copies it to where `websocket_rs.gdextension` expects it.
+fn build(release: bool) -> Result<PathBuf, String> {
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.current_dir(root()).args(["build", "-p", "websocket_rs"]);
+    if release {
+        cargo.arg("--release");
+    }
+    process::run_checked(&mut cargo)?;
+    let profile = if release { "release" } else { "debug" };
+    let (built, installed) = library_names()?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let from = target_dir.join(profile).join(built);
+    let bin = root().join("addons/websocket_rs/bin");
+    std::fs::create_dir_all(&bin).map_err(|e| format!("cannot create {}: {e}", bin.display()))?;
+    let to = bin.join(installed);
+    // Copy to a temporary name and rename, so a running Godot never sees a half-written library.
+    let tmp = bin.join(format!(".{installed}.{}", std::process::id()));
+    std::fs::copy(&from, &tmp).map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
+    std::fs::rename(&tmp, &to).map_err(|e| format!("cannot install {}: {e}", to.display()))?;
+    println!("xtask: installed {}", to.display());
+    Ok(to)
+}
+
+/// (file cargo builds, file name the .gdextension lists) for this platform.
+fn library_names() -> Result<(&'static str, &'static str), String> {
+    use std::env::consts::{ARCH, OS};
+    Ok(match (OS, ARCH) {
+        ("linux", "x86_64") => ("libwebsocket_rs.so", "libwebsocket_rs.linux.x86_64.so"),
+        ("linux", "aarch64") => ("libwebsocket_rs.so", "libwebsocket_rs.linux.arm64.so"),
+        ("windows", "x86_64") => ("websocket_rs.dll", "websocket_rs.windows.x86_64.dll"),
+        ("macos", _) => ("libwebsocket_rs.dylib", "libwebsocket_rs.macos.dylib"),
+        (os, arch) => return Err(format!("no library name for {os}/{arch} in websocket_rs.gdextension")),
+    })
+}
+
+/// Builds, finds Godot and imports the sample project (which registers the extension).
+fn prepare_godot() -> Result<PathBuf, String> {
+    build(false)?;
+    let godot = godot::find_or_provision()?;
+    godot::import_project(&godot, &root().join("godot-project"))?;
+    Ok(godot)
+}
+
+fn test() -> Result<ExitCode, String> {
+    let mut passed = 0usize;
+    let mut failed = 0usize;
+
+    println!("== cargo test (workspace)");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.current_dir(root()).args(["test", "--workspace", "--color", "never"]);
+    let (status, output) = process::run_tee(&mut cargo)?;
+    let (p, f) = process::count_cargo_results(&output);
+    passed += p;
+    failed += f;
+    if !status.success() && f == 0 {
+        // A build failure or a crashed test binary counts as one failure.
+        failed += 1;
+    }
+
+    println!("== Godot tests (headless)");
+    let godot = prepare_godot()?;
+    let (p, f) = godot_tests::run_all(&godot, &root().join("godot-project"))?;
+    passed += p;
+    failed += f;
+
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 && passed > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn demo() -> Result<ExitCode, String> {
+    let godot = prepare_godot()?;
+    godot_tests::run_demo(&godot, &root().join("godot-project"))
+}

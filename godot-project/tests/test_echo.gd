@@ -1,0 +1,89 @@
+## Echo between our WebSocketServer and WebSocketClient, in one process and across two.
+## (Objects live in member variables: a lambda that captures a RefCounted and is connected to
+## that object's own signal would keep it alive forever.)
+extends "res://tests/test_case.gd"
+
+var server: WebSocketServer
+var client: WebSocketClient
+
+
+func test_echo_in_one_process() -> void:
+	server = WebSocketServer.new()
+	check_eq(server.listen(0), OK, "listen")
+	check(server.is_listening(), "is_listening after listen")
+	var port: int = server.get_local_port()
+	var connected := []
+	var received := []
+	server.client_connected.connect(func(id, protocol, resource): connected.append([id, protocol, resource]))
+	server.data_received.connect(func(id):
+		var peer: WebSocketConnection = server.get_peer(id)
+		var packet := peer.get_packet()
+		received.append(packet)
+		peer.put_packet(packet))
+	client = WebSocketClient.new()
+	var established := []
+	client.connection_established.connect(func(protocol): established.append(protocol))
+	check_eq(client.connect_to_url("ws://127.0.0.1:%d/game?room=1" % port), OK, "connect_to_url")
+	if not await until(func(): return established.size() == 1 and connected.size() == 1, [server, client], 5.0, "connection"):
+		return
+	check_eq(connected[0][2], "/game?room=1", "resource_name")
+	check(server.has_peer(connected[0][0]), "has_peer(new id)")
+	check(connected[0][0] >= 2, "ids are 2 or more")
+	check(not server.has_peer(12345), "has_peer(unknown id)")
+	var to_server: WebSocketConnection = client.get_peer(1)
+	check(to_server == client.get_peer(1), "get_peer returns the same object each time")
+	for i in 20:
+		check_eq(to_server.put_packet(("hello %d" % i).to_utf8_buffer()), OK, "put_packet %d" % i)
+	var echoes := []
+	client.data_received.connect(func():
+		while client.get_peer(1).get_available_packet_count() > 0:
+			echoes.append(client.get_peer(1).get_packet()))
+	await until(func(): return echoes.size() == 20, [server, client], 5.0, "20 echoes")
+	for i in 20:
+		var got: String = echoes[i].get_string_from_utf8() if i < echoes.size() else "<missing>"
+		check_eq(got, "hello %d" % i, "echo %d in order" % i)
+	check_eq(received.size(), 20, "server got 20")
+	# put_var / get_var work because WebSocketConnection is a real PacketPeer.
+	check_eq(to_server.put_var({"hp": 42, "name": "knight"}), OK, "put_var")
+	await until(func(): return echoes.size() == 21, [server, client], 5.0, "var echo")
+	if echoes.size() == 21:
+		check_eq(bytes_to_var(echoes[20]), {"hp": 42, "name": "knight"}, "get_var round trip")
+	server.stop()
+	check(not server.is_listening(), "not listening after stop")
+
+
+func test_echo_across_two_processes() -> void:
+	var probe := WebSocketServer.new()
+	probe.listen(0)
+	var port: int = probe.get_local_port()
+	probe.stop()
+	var pid := spawn_godot("res://tests/helpers/echo_server.gd", PackedStringArray([str(port)]))
+	if not await helper_ready(port):
+		return
+	client = WebSocketClient.new()
+	var established := [false]
+	client.connection_established.connect(func(_p): established[0] = true)
+	client.connect_to_url("ws://127.0.0.1:%d/" % port)
+	if not await until(func(): return established[0], [client], 20.0, "connection to the helper process"):
+		return
+	var peer: WebSocketConnection = client.get_peer(1)
+	var payload := PackedByteArray()
+	for i in 100000:
+		payload.append(i % 251)
+	check_eq(peer.put_packet(payload), OK, "put 100 kB")
+	# One packet larger than outbound_buffer_size (65535) is accepted when the queue is empty;
+	# the next one is accepted once it has reached the socket.
+	await until(func(): return peer.get_current_outbound_buffered_amount() == 0, [client], 5.0, "outbound drained")
+	check_eq(peer.put_packet("text too".to_utf8_buffer()), OK, "put text")
+	# 100 kB fills the inbound queue (inbound_buffer_size = 65535): the socket is not read again
+	# until the game takes that packet, so the echoes come one at a time.
+	await until(func(): return peer.get_available_packet_count() == 1, [client], 5.0, "first echo")
+	check_eq(peer.get_packet(), payload, "binary echo")
+	await until(func(): return peer.get_available_packet_count() == 1, [client], 5.0, "second echo")
+	check_eq(peer.get_packet().get_string_from_utf8(), "text too", "second echo")
+	var closed := []
+	client.connection_closed.connect(func(clean): closed.append(clean))
+	client.disconnect_from_host(1000, "done")
+	await until(func(): return closed.size() == 1, [client], 5.0, "close")
+	check_eq(closed, [true], "clean close")
+	await until(func(): return not is_running(pid), [], 5.0, "helper exits after its client leaves")

@@ -204,9 +204,18 @@ fn make_executable(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the editor's import once, which registers the extension in `.godot/extension_list.cfg`
-/// and the script class cache.
+/// Runs the editor's import once, which fills the script class cache and imports resources.
+///
+/// The extension is listed in `.godot/extension_list.cfg` beforehand: a headless editor that
+/// discovers a GDExtension for the first time crashes at shutdown (Godot engine bug, e.g.
+/// godotengine/godot#123511), after its work is done but with a failing exit code.
 pub(crate) fn import_project(godot: &Path, project: &Path) -> Result<(), String> {
+    let list = project.join(".godot/extension_list.cfg");
+    let entry = "res://addons/websocket_rs/websocket_rs.gdextension";
+    if !std::fs::read_to_string(&list).unwrap_or_default().lines().any(|l| l == entry) {
+        std::fs::create_dir_all(project.join(".godot")).map_err(|e| format!("cannot create .godot: {e}"))?;
+        std::fs::write(&list, format!("{entry}\n")).map_err(|e| format!("cannot write {}: {e}", list.display()))?;
+    }
     let mut command = Command::new(godot);
     command.args(["--headless", "--path"]).arg(project).arg("--import");
     let run = process::run_bounded(&mut command, Duration::from_secs(300), process::Echo::Quiet)?;

@@ -89,12 +89,12 @@ impl Client {
             request.headers_mut().append(name, value);
         }
         let shared = Arc::new(PeerShared::default());
-        let limits = config.limits.clone();
+        let peer_config = config.clone();
         let reactor = ReactorHandle::spawn(
             Start::Connect { id: SERVER_PEER_ID, host: host.clone(), port, request, shared: shared.clone() },
             config,
         )?;
-        self.peer = Some(PeerHandle::new(SERVER_PEER_ID, shared, reactor.commands.clone(), limits, url.to_string()));
+        self.peer = Some(PeerHandle::new(SERVER_PEER_ID, shared, reactor.commands.clone(), &peer_config, url.to_string()));
         self.reactor = Some(reactor);
         self.target = Some((host, port));
         Ok(())

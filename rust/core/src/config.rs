@@ -10,11 +10,13 @@ pub struct Limits {
     /// Bytes of received messages that may wait for the game before the socket stops being read
     /// (TCP back-pressure). One message is always accepted, whatever its size.
     pub inbound_buffer_size: usize,
+    /// Received messages that may wait for the game before the socket stops being read.
+    pub inbound_max_packets: usize,
     /// Bytes of messages the game may queue for sending before `send` returns
     /// [`Error::OutboundFull`]. One message is always accepted when the queue is empty.
     pub outbound_buffer_size: usize,
-    /// Messages that may wait in each direction (inbound: back-pressure; outbound: refused).
-    pub max_queued_packets: usize,
+    /// Messages the game may queue for sending before `send` returns [`Error::OutboundFull`].
+    pub outbound_max_packets: usize,
     /// Largest message accepted from the network; a larger one closes the peer with 1009.
     pub max_message_size: usize,
 }
@@ -23,8 +25,9 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             inbound_buffer_size: 65535,
+            inbound_max_packets: 2048,
             outbound_buffer_size: 65535,
-            max_queued_packets: 2048,
+            outbound_max_packets: 2048,
             max_message_size: 64 << 20,
         }
     }
@@ -35,8 +38,9 @@ impl Limits {
     pub fn validate(&self) -> Result<(), Error> {
         for (name, value) in [
             ("inbound_buffer_size", self.inbound_buffer_size),
+            ("inbound_max_packets", self.inbound_max_packets),
             ("outbound_buffer_size", self.outbound_buffer_size),
-            ("max_queued_packets", self.max_queued_packets),
+            ("outbound_max_packets", self.outbound_max_packets),
             ("max_message_size", self.max_message_size),
         ] {
             if value == 0 {
@@ -62,6 +66,9 @@ pub struct ConnectionConfig {
     pub extra_headers: Vec<(String, String)>,
     /// Whether TCP_NODELAY is set on new connections (on by default).
     pub no_delay: bool,
+    /// Ping every this often; a peer that has not answered by the next ping is dropped.
+    /// `None` sends no pings.
+    pub heartbeat_interval: Option<Duration>,
 }
 
 impl Default for ConnectionConfig {
@@ -73,6 +80,7 @@ impl Default for ConnectionConfig {
             protocols: Vec::new(),
             extra_headers: Vec::new(),
             no_delay: true,
+            heartbeat_interval: None,
         }
     }
 }

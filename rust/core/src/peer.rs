@@ -53,7 +53,7 @@ impl PeerShared {
     pub(crate) fn inbound_full(&self, limits: &Limits) -> bool {
         let packets = self.inbound_packets.load(Ordering::SeqCst);
         packets > 0
-            && (packets >= limits.max_queued_packets
+            && (packets >= limits.inbound_max_packets
                 || self.inbound_bytes.load(Ordering::SeqCst) >= limits.inbound_buffer_size)
     }
 }
@@ -74,6 +74,7 @@ pub(crate) struct Peer {
     protocol: String,
     resource_name: String,
     requested_url: String,
+    heartbeat: Option<std::time::Duration>,
 }
 
 /// A shared, game-thread handle to a [`Peer`]. Cloning it is cheap; every clone sees the same peer.
@@ -93,14 +94,15 @@ impl PeerHandle {
         id: PeerId,
         shared: Arc<PeerShared>,
         commands: CommandSender,
-        limits: Limits,
+        config: &crate::ConnectionConfig,
         requested_url: String,
     ) -> Self {
         PeerHandle(Rc::new(RefCell::new(Peer {
             id,
             shared,
             commands,
-            limits,
+            limits: config.limits.clone(),
+            heartbeat: config.heartbeat_interval,
             inbound: VecDeque::new(),
             state: ReadyState::Connecting,
             close_code: -1,
@@ -199,8 +201,8 @@ impl PeerHandle {
         let queued_packets = shared.outbound_packets.load(Ordering::SeqCst);
         let queued_bytes = shared.outbound_bytes.load(Ordering::SeqCst);
         if queued_packets > 0 {
-            let limit = if queued_packets >= peer.limits.max_queued_packets {
-                Some(format!("max_queued_packets = {}", peer.limits.max_queued_packets))
+            let limit = if queued_packets >= peer.limits.outbound_max_packets {
+                Some(format!("max_queued_packets = {}", peer.limits.outbound_max_packets))
             } else if queued_bytes + packet.data.len() > peer.limits.outbound_buffer_size {
                 Some(format!(
                     "outbound_buffer_size = {} bytes, {} queued, {} more asked",
@@ -249,6 +251,19 @@ impl PeerHandle {
     pub fn set_no_delay(&self, enabled: bool) {
         let peer = self.peer();
         peer.commands.send(Command::SetNoDelay { id: peer.id, enabled });
+    }
+
+    /// Pings this peer every `interval` (`None`: never); a peer that has not answered by the next
+    /// ping is dropped.
+    pub fn set_heartbeat(&self, interval: Option<std::time::Duration>) {
+        let peer = &mut *self.0.borrow_mut();
+        peer.heartbeat = interval;
+        peer.commands.send(Command::SetHeartbeat { id: peer.id, interval });
+    }
+
+    /// The ping interval (`None` when off).
+    pub fn heartbeat(&self) -> Option<std::time::Duration> {
+        self.peer().heartbeat
     }
 
     pub(crate) fn mark_open(&self, info: OpenInfo) {

@@ -4,7 +4,8 @@
 //! are ready are visited, so its cost grows with active peers, not connected ones.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -45,6 +46,7 @@ pub(crate) enum Command {
     Abort { id: PeerId },
     ResumeRead { id: PeerId },
     SetNoDelay { id: PeerId, enabled: bool },
+    SetHeartbeat { id: PeerId, interval: Option<Duration> },
     SetRefuseNew(bool),
     Shutdown,
 }
@@ -225,6 +227,14 @@ struct Conn {
     dirty: bool,
     we_closed: bool,
     peer_close: Option<(i32, String)>,
+    /// Ping interval, when heartbeats are on.
+    heartbeat: Option<Duration>,
+    /// When the next heartbeat is due (entries in the heap for other times are stale).
+    next_heartbeat: Option<Instant>,
+    /// When the other side was last heard from (any frame).
+    last_heard: Instant,
+    /// When the last unanswered ping went out.
+    ping_sent: Option<Instant>,
 }
 
 /// How a connection ended, as reported to the game.
@@ -249,6 +259,7 @@ struct Reactor {
     by_id: HashMap<PeerId, usize>,
     handshake_deadlines: VecDeque<(Instant, usize, PeerId)>,
     close_deadlines: VecDeque<(Instant, usize, PeerId)>,
+    heartbeats: BinaryHeap<Reverse<(Instant, usize, PeerId)>>,
     to_flush: Vec<usize>,
     running: bool,
 }
@@ -281,6 +292,7 @@ impl Reactor {
             by_id: HashMap::new(),
             handshake_deadlines: VecDeque::new(),
             close_deadlines: VecDeque::new(),
+            heartbeats: BinaryHeap::new(),
             to_flush: Vec::new(),
             running: true,
         }
@@ -346,12 +358,14 @@ impl Reactor {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let a = self.handshake_deadlines.front().map(|d| d.0);
-        let b = self.close_deadlines.front().map(|d| d.0);
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.handshake_deadlines.front().map(|d| d.0),
+            self.close_deadlines.front().map(|d| d.0),
+            self.heartbeats.peek().map(|Reverse(d)| d.0),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn drain_commands(&mut self) {
@@ -375,6 +389,11 @@ impl Reactor {
                         if let Some(stream) = self.conns[key].stream() {
                             let _ = stream.set_nodelay(enabled);
                         }
+                    }
+                }
+                Command::SetHeartbeat { id, interval } => {
+                    if let Some(&key) = self.by_id.get(&id) {
+                        self.set_heartbeat(key, interval);
                     }
                 }
                 Command::SetRefuseNew(refuse) => self.refuse_new = refuse,
@@ -547,8 +566,10 @@ impl Reactor {
     fn open(&mut self, key: usize, ws: WebSocket<TcpStream>, info: OpenInfo) {
         let conn = &mut self.conns[key];
         conn.stage = Stage::Open(Box::new(ws));
+        conn.last_heard = Instant::now();
         let event = ReactorEvent::Opened { id: conn.id, shared: conn.shared.clone(), info };
         self.emit(event);
+        self.set_heartbeat(key, self.config.heartbeat_interval);
         // Data may have arrived together with the handshake.
         self.pump_read(key);
     }
@@ -639,7 +660,11 @@ impl Reactor {
                     break;
                 }
             }
-            match ws.read() {
+            let read = ws.read();
+            if read.is_ok() {
+                conn.last_heard = Instant::now();
+            }
+            match read {
                 Ok(Message::Text(text)) => self.deliver(key, Packet { data: text.into(), is_text: true }),
                 Ok(Message::Binary(data)) => self.deliver(key, Packet { data, is_text: false }),
                 Ok(Message::Ping(_)) | Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => {}
@@ -750,6 +775,15 @@ impl Reactor {
                 }
             }
         }
+        while let Some(&Reverse((due, key, id))) = self.heartbeats.peek() {
+            if due > now {
+                break;
+            }
+            self.heartbeats.pop();
+            if self.conns.get(key).is_some_and(|c| c.id == id && c.next_heartbeat == Some(due)) {
+                self.heartbeat(key, now);
+            }
+        }
         while let Some(&(deadline, key, id)) = self.close_deadlines.front() {
             if deadline > now {
                 break;
@@ -759,6 +793,42 @@ impl Reactor {
                 self.finish(key, Ending { clean: false, code: -1, reason: String::new() });
             }
         }
+    }
+
+    /// Turns heartbeats on (the first ping goes out one interval from now) or off.
+    fn set_heartbeat(&mut self, key: usize, interval: Option<Duration>) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        let interval = interval.filter(|i| !i.is_zero());
+        conn.heartbeat = interval;
+        conn.ping_sent = None;
+        conn.next_heartbeat = interval.map(|i| Instant::now() + i);
+        if let Some(due) = conn.next_heartbeat {
+            self.heartbeats.push(Reverse((due, key, conn.id)));
+        }
+    }
+
+    /// A heartbeat is due: drop a peer that did not answer the last ping, else ping it.
+    fn heartbeat(&mut self, key: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        let (Some(interval), Stage::Open(ws)) = (conn.heartbeat, &mut conn.stage) else { return };
+        if conn.ping_sent.is_some_and(|sent| conn.last_heard < sent) {
+            let frame = CloseFrame { code: CloseCode::Away, reason: "no answer to ping".into() };
+            let _ = ws.close(Some(frame));
+            let _ = ws.flush();
+            self.finish(key, Ending { clean: false, code: -1, reason: String::new() });
+            return;
+        }
+        match ws.write(Message::Ping(tungstenite::Bytes::new())) {
+            Ok(()) => {}
+            Err(tungstenite::Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => {}
+            // Closing already: no more pings.
+            Err(_) => return,
+        }
+        conn.ping_sent = Some(now);
+        let due = now + interval;
+        conn.next_heartbeat = Some(due);
+        self.heartbeats.push(Reverse((due, key, conn.id)));
+        self.mark_dirty(key);
     }
 
     /// Removes a connection and reports how it ended.
@@ -794,7 +864,20 @@ impl Reactor {
 
 impl Conn {
     fn new(id: PeerId, stage: Stage, shared: Arc<PeerShared>, remote: Option<SocketAddr>) -> Self {
-        Conn { id, stage, shared, remote, unflushed: (0, 0), dirty: false, we_closed: false, peer_close: None }
+        Conn {
+            id,
+            stage,
+            shared,
+            remote,
+            unflushed: (0, 0),
+            dirty: false,
+            we_closed: false,
+            peer_close: None,
+            heartbeat: None,
+            next_heartbeat: None,
+            last_heard: Instant::now(),
+            ping_sent: None,
+        }
     }
 
     /// Client connections carry the fixed server id 1.

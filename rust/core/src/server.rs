@@ -138,7 +138,7 @@ impl Server {
         while let Ok(event) = reactor.events.try_recv() {
             match event {
                 ReactorEvent::Opened { id, shared, info } => {
-                    let peer = PeerHandle::new(id, shared, reactor.commands.clone(), self.config.limits.clone(), String::new());
+                    let peer = PeerHandle::new(id, shared, reactor.commands.clone(), &self.config, String::new());
                     let (protocol, resource_name) = (info.protocol.clone(), info.resource_name.clone());
                     peer.mark_open(info);
                     self.peers.insert(id, peer);

@@ -4,18 +4,41 @@ use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode};
 use godot::classes::{IMultiplayerPeerExtension, MultiplayerPeerExtension};
 use godot::global::Error as GodotError;
 use godot::prelude::*;
-use websocket_rs_core::{parse_header_lines, Client, ClientEvent, ConnectionConfig, ReadyState, SERVER_PEER_ID};
+use websocket_rs_core::{Client, ClientEvent, ReadyState, SERVER_PEER_ID};
 
 use crate::connection::WebSocketConnection;
 use crate::errors;
+use crate::settings::{self, ConnectionProperties};
 
 /// A WebSocket client. `connect_to_url()`, then `poll()` every frame; talk to the server through
 /// `get_peer(1)`.
 #[derive(GodotClass)]
 #[class(tool, base = MultiplayerPeerExtension)]
-pub struct WebSocketClient {
+pub(crate) struct WebSocketClient {
     core: Client,
-    config: ConnectionConfig,
+    /// Seconds the TCP connect and handshake may take before `connection_error`.
+    #[var]
+    handshake_timeout: f64,
+    /// Sub-protocols to offer (used when `connect_to_url` gets none).
+    #[var]
+    supported_protocols: PackedStringArray,
+    /// Extra headers (`"Name: value"`) for the handshake request (used when `connect_to_url` gets none).
+    #[var]
+    handshake_headers: PackedStringArray,
+    /// Bytes of received messages that may wait before the socket is no longer read.
+    #[var]
+    inbound_buffer_size: i64,
+    /// Bytes that may wait to be sent before `put_packet` refuses.
+    #[var]
+    outbound_buffer_size: i64,
+    /// Messages that may wait in each direction.
+    #[var(get = get_max_queued_packets, set = set_max_queued_packets)]
+    max_queued_packets: PhantomVar<i64>,
+    inbound_max_packets: i64,
+    outbound_max_packets: i64,
+    /// Seconds between pings to the server (0: none); a server that does not answer is dropped.
+    #[var]
+    heartbeat_interval: f64,
     /// The connection object for the server (peer 1), made on first `get_peer(1)`.
     connection: Option<Gd<WebSocketConnection>>,
     transfer_channel: i32,
@@ -58,11 +81,8 @@ impl WebSocketClient {
                 &websocket_rs_core::Error::Unsupported("multiplayer mode (gd_mp_api = true) is not in this build yet".into()),
             );
         }
-        let mut config = self.config.clone();
-        config.protocols = protocols.as_slice().iter().map(GString::to_string).collect();
-        let header_lines: Vec<String> = custom_headers.as_slice().iter().map(GString::to_string).collect();
-        config.extra_headers = match parse_header_lines(&header_lines) {
-            Ok(headers) => headers,
+        let config = match self.connection_properties().to_config(&protocols, &custom_headers) {
+            Ok(config) => config,
             Err(err) => return errors::report("connect_to_url", &err),
         };
         let result = self.core.connect(&url.to_string(), config);
@@ -104,6 +124,67 @@ impl WebSocketClient {
         }
     }
 
+    /// The server's IP address ("" before the connection is made).
+    #[func]
+    fn get_connected_host(&self) -> GString {
+        let addr = self.core.peer().and_then(|p| p.remote_addr());
+        addr.map(|a| GString::from(&a.ip().to_string())).unwrap_or_default()
+    }
+
+    /// The server's port (0 before the connection is made).
+    #[func]
+    fn get_connected_port(&self) -> i64 {
+        self.core.peer().and_then(|p| p.remote_addr()).map_or(0, |a| i64::from(a.port()))
+    }
+
+    /// Godot 3's buffer settings, for the next `connect_to_url`: sizes in KiB.
+    #[func]
+    fn set_buffers(
+        &mut self,
+        input_buffer_size_kb: i64,
+        input_max_packets: i64,
+        output_buffer_size_kb: i64,
+        output_max_packets: i64,
+    ) -> GodotError {
+        match settings::godot3_buffers(input_buffer_size_kb, input_max_packets, output_buffer_size_kb, output_max_packets) {
+            Ok((inbound, inbound_packets, outbound, outbound_packets)) => {
+                self.inbound_buffer_size = inbound;
+                self.inbound_max_packets = inbound_packets;
+                self.outbound_buffer_size = outbound;
+                self.outbound_max_packets = outbound_packets;
+                GodotError::OK
+            }
+            Err(err) => errors::report("set_buffers", &err),
+        }
+    }
+
+    /// Messages that may wait in each direction.
+    #[func]
+    fn get_max_queued_packets(&self) -> i64 {
+        self.inbound_max_packets.max(self.outbound_max_packets)
+    }
+
+    /// Sets the inbound and outbound packet limits (checked at `connect_to_url`).
+    #[func]
+    fn set_max_queued_packets(&mut self, packets: i64) {
+        self.inbound_max_packets = packets;
+        self.outbound_max_packets = packets;
+    }
+
+    fn connection_properties(&self) -> ConnectionProperties<'_> {
+        ConnectionProperties {
+            handshake_timeout: self.handshake_timeout,
+            supported_protocols: &self.supported_protocols,
+            handshake_headers: &self.handshake_headers,
+            inbound_buffer_size: self.inbound_buffer_size,
+            outbound_buffer_size: self.outbound_buffer_size,
+            inbound_max_packets: self.inbound_max_packets,
+            outbound_max_packets: self.outbound_max_packets,
+            heartbeat_interval: self.heartbeat_interval,
+            no_delay: true,
+        }
+    }
+
     fn dispatch(&mut self, event: ClientEvent) {
         match event {
             ClientEvent::ConnectionEstablished { protocol } => {
@@ -132,7 +213,15 @@ impl IMultiplayerPeerExtension for WebSocketClient {
     fn init(base: Base<MultiplayerPeerExtension>) -> Self {
         WebSocketClient {
             core: Client::new(),
-            config: ConnectionConfig::default(),
+            handshake_timeout: 3.0,
+            supported_protocols: PackedStringArray::new(),
+            handshake_headers: PackedStringArray::new(),
+            inbound_buffer_size: 65535,
+            outbound_buffer_size: 65535,
+            max_queued_packets: PhantomVar::default(),
+            inbound_max_packets: 2048,
+            outbound_max_packets: 2048,
+            heartbeat_interval: 0.0,
             connection: None,
             transfer_channel: 0,
             transfer_mode: TransferMode::RELIABLE,

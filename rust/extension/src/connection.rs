@@ -1,37 +1,200 @@
 //! `WebSocketConnection`: one connected peer, a real `PacketPeer` (so `put_packet`, `get_packet`,
 //! `put_var` and `get_var` work on it). Returned by `get_peer`; never created by scripts.
 
+use std::time::Duration;
+
 use godot::classes::{IPacketPeerExtension, PacketPeerExtension};
 use godot::global::Error as GodotError;
 use godot::meta::conv::RawPtr;
 use godot::prelude::*;
-use websocket_rs_core::{Bytes, Packet, PeerHandle};
+use websocket_rs_core::{Bytes, Error, Packet, PeerHandle, ReadyState};
 
 use crate::errors;
 
 /// One WebSocket connection: the server's view of a client, or a client's view of its server.
 #[derive(GodotClass)]
 #[class(tool, no_init, base = PacketPeerExtension)]
-pub struct WebSocketConnection {
+pub(crate) struct WebSocketConnection {
     peer: PeerHandle,
     /// The packet handed out by the last `get_packet`; Godot reads it until the next call.
     last_packet: Bytes,
+    last_was_text: bool,
+    write_mode: i64,
+    /// Seconds between pings (0: none); a peer that has not answered by the next ping is dropped.
+    #[var(get = get_heartbeat_interval, set = set_heartbeat_interval)]
+    heartbeat_interval: PhantomVar<f64>,
     base: Base<PacketPeerExtension>,
 }
 
 impl WebSocketConnection {
     /// Wraps a core peer handle.
     pub(crate) fn wrap(peer: PeerHandle) -> Gd<Self> {
-        Gd::from_init_fn(|base| WebSocketConnection { peer, last_packet: Bytes::new(), base })
+        Gd::from_init_fn(|base| WebSocketConnection {
+            peer,
+            last_packet: Bytes::new(),
+            last_was_text: false,
+            write_mode: Self::WRITE_MODE_BINARY,
+            heartbeat_interval: PhantomVar::default(),
+            base,
+        })
+    }
+
+    fn queue(&self, context: &str, data: Bytes, is_text: bool) -> GodotError {
+        errors::to_godot(context, self.peer.send(Packet { data, is_text }))
     }
 }
 
 #[godot_api]
 impl WebSocketConnection {
+    /// `put_packet` sends text frames (the data must be UTF-8).
+    #[constant]
+    const WRITE_MODE_TEXT: i64 = 0;
+    /// `put_packet` sends binary frames (the default).
+    #[constant]
+    const WRITE_MODE_BINARY: i64 = 1;
+    /// TCP connect or HTTP upgrade under way.
+    #[constant]
+    const STATE_CONNECTING: i64 = ReadyState::Connecting as i64;
+    /// Messages flow both ways.
+    #[constant]
+    const STATE_OPEN: i64 = ReadyState::Open as i64;
+    /// The close handshake is under way.
+    #[constant]
+    const STATE_CLOSING: i64 = ReadyState::Closing as i64;
+    /// The connection is gone.
+    #[constant]
+    const STATE_CLOSED: i64 = ReadyState::Closed as i64;
+
+    /// Sends `message` as a text (`WRITE_MODE_TEXT`) or binary (`WRITE_MODE_BINARY`) message.
+    #[func]
+    fn send(&mut self, message: PackedByteArray, #[opt(default = 1)] write_mode: i64) -> GodotError {
+        match write_mode {
+            Self::WRITE_MODE_TEXT | Self::WRITE_MODE_BINARY => {
+                let data = Bytes::copy_from_slice(message.as_slice());
+                self.queue("send", data, write_mode == Self::WRITE_MODE_TEXT)
+            }
+            other => errors::report("send", &Error::InvalidArgument(format!("write mode {other} is not WRITE_MODE_TEXT (0) or WRITE_MODE_BINARY (1)"))),
+        }
+    }
+
+    /// Sends `text` as a text message.
+    #[func]
+    fn send_text(&mut self, text: GString) -> GodotError {
+        self.queue("send_text", Bytes::from(text.to_string()), true)
+    }
+
+    /// Whether the packet last taken by `get_packet` came as a text message.
+    #[func]
+    fn was_string_packet(&self) -> bool {
+        self.last_was_text
+    }
+
+    /// Whether `put_packet` sends text or binary frames.
+    #[func]
+    fn set_write_mode(&mut self, mode: i64) {
+        match mode {
+            Self::WRITE_MODE_TEXT | Self::WRITE_MODE_BINARY => self.write_mode = mode,
+            other => {
+                errors::report("set_write_mode", &Error::InvalidArgument(format!("write mode {other} is not WRITE_MODE_TEXT (0) or WRITE_MODE_BINARY (1)")));
+            }
+        }
+    }
+
+    /// See `set_write_mode`.
+    #[func]
+    fn get_write_mode(&self) -> i64 {
+        self.write_mode
+    }
+
+    /// Starts the close handshake; keep polling until the disconnect signal. `code` -1 drops the
+    /// connection at once.
+    #[func]
+    fn close(&mut self, #[opt(default = 1000)] code: i64, #[opt(default = "")] reason: GString) -> GodotError {
+        let code = i32::try_from(code).unwrap_or(i32::MAX);
+        errors::to_godot("close", self.peer.close(code, &reason.to_string()))
+    }
+
+    /// The close code the other side sent, or -1 (not closed, or not cleanly).
+    #[func]
+    fn get_close_code(&self) -> i64 {
+        i64::from(self.peer.close_code())
+    }
+
+    /// The close reason the other side sent.
+    #[func]
+    fn get_close_reason(&self) -> GString {
+        GString::from(&self.peer.close_reason())
+    }
+
+    /// One of STATE_CONNECTING, STATE_OPEN, STATE_CLOSING, STATE_CLOSED.
+    #[func]
+    fn get_ready_state(&self) -> i64 {
+        self.peer.ready_state() as i64
+    }
+
+    /// Whether the connection is open.
+    #[func]
+    fn is_connected_to_host(&self) -> bool {
+        self.peer.ready_state() == ReadyState::Open
+    }
+
+    /// The other side's IP address ("" before the connection is made).
+    #[func]
+    fn get_connected_host(&self) -> GString {
+        self.peer.remote_addr().map(|a| GString::from(&a.ip().to_string())).unwrap_or_default()
+    }
+
+    /// The other side's port (0 before the connection is made).
+    #[func]
+    fn get_connected_port(&self) -> i64 {
+        self.peer.remote_addr().map_or(0, |a| i64::from(a.port()))
+    }
+
+    /// The sub-protocol agreed in the handshake ("" when none).
+    #[func]
+    fn get_selected_protocol(&self) -> GString {
+        GString::from(&self.peer.protocol())
+    }
+
+    /// The URL a client connected to ("" on the server side).
+    #[func]
+    fn get_requested_url(&self) -> GString {
+        GString::from(&self.peer.requested_url())
+    }
+
+    /// The path and query the client asked for (server side; "" on the client side).
+    #[func]
+    fn get_resource_name(&self) -> GString {
+        GString::from(&self.peer.resource_name())
+    }
+
+    /// Turns Nagle's algorithm off (true, the default) or on for this connection.
+    #[func]
+    fn set_no_delay(&mut self, enabled: bool) {
+        self.peer.set_no_delay(enabled);
+    }
+
     /// Bytes queued by `put_packet` that have not reached the socket yet.
     #[func]
     fn get_current_outbound_buffered_amount(&self) -> i64 {
         i64::try_from(self.peer.outbound_buffered()).unwrap_or(i64::MAX)
+    }
+
+    /// Seconds between pings (0: none). A peer that has not answered by the next ping is dropped.
+    #[func]
+    fn set_heartbeat_interval(&mut self, seconds: f64) {
+        match crate::settings::seconds("heartbeat_interval", seconds, true) {
+            Ok(interval) => self.peer.set_heartbeat(interval),
+            Err(err) => {
+                errors::report("set_heartbeat_interval", &err);
+            }
+        }
+    }
+
+    /// See `set_heartbeat_interval`.
+    #[func]
+    fn get_heartbeat_interval(&self) -> f64 {
+        self.peer.heartbeat().map_or(0.0, |d: Duration| d.as_secs_f64())
     }
 }
 
@@ -43,15 +206,18 @@ impl IPacketPeerExtension for WebSocketConnection {
         r_buffer_size: RawPtr<*mut i32>,
     ) -> GodotError {
         let Some(packet) = self.peer.recv() else {
-            return errors::report("get_packet", &websocket_rs_core::Error::InvalidArgument(
-                "no packet is available; check get_available_packet_count() first".into(),
-            ));
+            return errors::report(
+                "get_packet",
+                &Error::InvalidArgument("no packet is available; check get_available_packet_count() first".into()),
+            );
         };
         let Ok(size) = i32::try_from(packet.data.len()) else {
-            return errors::report("get_packet", &websocket_rs_core::Error::InvalidArgument(
-                format!("a packet of {} bytes is too large for Godot", packet.data.len()),
-            ));
+            return errors::report(
+                "get_packet",
+                &Error::InvalidArgument(format!("a packet of {} bytes is too large for Godot", packet.data.len())),
+            );
         };
+        self.last_was_text = packet.is_text;
         self.last_packet = packet.data;
         // SAFETY: Godot passes valid out-pointers; `last_packet` stays alive until the next call.
         unsafe {
@@ -63,9 +229,7 @@ impl IPacketPeerExtension for WebSocketConnection {
 
     unsafe fn put_packet_rawptr(&mut self, p_buffer: RawPtr<*const u8>, p_buffer_size: i32) -> GodotError {
         let Ok(len) = usize::try_from(p_buffer_size) else {
-            return errors::report("put_packet", &websocket_rs_core::Error::InvalidArgument(
-                format!("negative packet size {p_buffer_size}"),
-            ));
+            return errors::report("put_packet", &Error::InvalidArgument(format!("negative packet size {p_buffer_size}")));
         };
         let data = if len == 0 || p_buffer.ptr().is_null() {
             Bytes::new()
@@ -73,7 +237,7 @@ impl IPacketPeerExtension for WebSocketConnection {
             // SAFETY: Godot guarantees `p_buffer` points at `p_buffer_size` readable bytes.
             Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(p_buffer.ptr(), len) })
         };
-        errors::to_godot("put_packet", self.peer.send(Packet { data, is_text: false }))
+        self.queue("put_packet", data, self.write_mode == Self::WRITE_MODE_TEXT)
     }
 
     fn get_available_packet_count(&self) -> i32 {

@@ -8,10 +8,7 @@ mod client;
 mod connection;
 mod errors;
 mod server;
-
-pub use client::WebSocketClient;
-pub use connection::WebSocketConnection;
-pub use server::WebSocketServer;
+mod settings;
 
 struct WebSocketRsExtension;
 

@@ -6,18 +6,44 @@ use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode};
 use godot::classes::{IMultiplayerPeerExtension, MultiplayerPeerExtension};
 use godot::global::Error as GodotError;
 use godot::prelude::*;
-use websocket_rs_core::{ConnectionConfig, PeerId, Server, ServerEvent};
+use websocket_rs_core::{PeerId, Server, ServerEvent};
 
 use crate::connection::WebSocketConnection;
 use crate::errors;
+use crate::settings::{self, ConnectionProperties};
 
 /// A WebSocket server. `listen()`, then `poll()` every frame; clients arrive through signals and
 /// are reached with `get_peer(id)`.
 #[derive(GodotClass)]
 #[class(tool, base = MultiplayerPeerExtension)]
-pub struct WebSocketServer {
+pub(crate) struct WebSocketServer {
     core: Server,
-    config: ConnectionConfig,
+    /// Address to listen on: `"*"` for every interface, or one IP such as `"127.0.0.1"`.
+    #[var]
+    bind_ip: GString,
+    /// Seconds a client may take to finish its handshake before it is dropped.
+    #[var]
+    handshake_timeout: f64,
+    /// Sub-protocols the server supports, in order of preference (used when `listen` gets none).
+    #[var]
+    supported_protocols: PackedStringArray,
+    /// Extra headers (`"Name: value"`) sent in every handshake response.
+    #[var]
+    handshake_headers: PackedStringArray,
+    /// Bytes of received messages that may wait per client before its socket is no longer read.
+    #[var]
+    inbound_buffer_size: i64,
+    /// Bytes that may wait to be sent per client before `put_packet` refuses.
+    #[var]
+    outbound_buffer_size: i64,
+    /// Messages that may wait per client in each direction.
+    #[var(get = get_max_queued_packets, set = set_max_queued_packets)]
+    max_queued_packets: PhantomVar<i64>,
+    inbound_max_packets: i64,
+    outbound_max_packets: i64,
+    /// Seconds between pings to each client (0: none); a client that does not answer is dropped.
+    #[var]
+    heartbeat_interval: f64,
     /// Connection objects handed out by `get_peer`, so the same id gives the same object.
     connections: HashMap<PeerId, Gd<WebSocketConnection>>,
     transfer_channel: i32,
@@ -56,9 +82,70 @@ impl WebSocketServer {
                 &websocket_rs_core::Error::Unsupported("multiplayer mode (gd_mp_api = true) is not in this build yet".into()),
             );
         }
-        let mut config = self.config.clone();
-        config.protocols = protocols.as_slice().iter().map(GString::to_string).collect();
-        errors::to_godot("listen", self.core.listen("*", port, config))
+        let config = match self.connection_properties().to_config(&protocols, &PackedStringArray::new()) {
+            Ok(config) => config,
+            Err(err) => return errors::report("listen", &err),
+        };
+        let bind_ip = self.bind_ip.to_string();
+        errors::to_godot("listen", self.core.listen(&bind_ip, port, config))
+    }
+
+    /// Extra headers (`"Name: value"`) for every handshake response (same as `handshake_headers`).
+    #[func]
+    fn set_extra_headers(&mut self, #[opt(default = &PackedStringArray::new())] headers: PackedStringArray) {
+        self.handshake_headers = headers;
+    }
+
+    /// Godot 3's buffer settings, for connections made after the next `listen`: sizes in KiB.
+    #[func]
+    fn set_buffers(
+        &mut self,
+        input_buffer_size_kb: i64,
+        input_max_packets: i64,
+        output_buffer_size_kb: i64,
+        output_max_packets: i64,
+    ) -> GodotError {
+        match settings::godot3_buffers(input_buffer_size_kb, input_max_packets, output_buffer_size_kb, output_max_packets) {
+            Ok((inbound, inbound_packets, outbound, outbound_packets)) => {
+                self.inbound_buffer_size = inbound;
+                self.inbound_max_packets = inbound_packets;
+                self.outbound_buffer_size = outbound;
+                self.outbound_max_packets = outbound_packets;
+                GodotError::OK
+            }
+            Err(err) => errors::report("set_buffers", &err),
+        }
+    }
+
+    /// Messages that may wait per client in each direction.
+    #[func]
+    fn get_max_queued_packets(&self) -> i64 {
+        self.inbound_max_packets.max(self.outbound_max_packets)
+    }
+
+    /// Sets the inbound and outbound packet limits (checked at `listen`).
+    #[func]
+    fn set_max_queued_packets(&mut self, packets: i64) {
+        self.inbound_max_packets = packets;
+        self.outbound_max_packets = packets;
+    }
+
+    /// The IP address of the client with this id ("" and an error if there is none).
+    #[func]
+    fn get_peer_address(&self, id: i64) -> GString {
+        match self.core_peer("get_peer_address", id) {
+            Some(peer) => peer.remote_addr().map(|a| GString::from(&a.ip().to_string())).unwrap_or_default(),
+            None => GString::new(),
+        }
+    }
+
+    /// The remote port of the client with this id (0 and an error if there is none).
+    #[func]
+    fn get_peer_port(&self, id: i64) -> i64 {
+        match self.core_peer("get_peer_port", id) {
+            Some(peer) => peer.remote_addr().map_or(0, |a| i64::from(a.port())),
+            None => 0,
+        }
     }
 
     /// Stops the server: every client is closed with 1001 and forgotten.
@@ -89,21 +176,38 @@ impl WebSocketServer {
     /// The connection of the client with this id, or null (with an error) if there is none.
     #[func]
     fn get_peer(&mut self, id: i64) -> Option<Gd<WebSocketConnection>> {
-        let Ok(id) = i32::try_from(id) else {
-            errors::report("get_peer", &websocket_rs_core::Error::InvalidArgument(format!("peer id {id} is out of range")));
-            return None;
-        };
-        if let Some(existing) = self.connections.get(&id) {
+        if let Some(existing) = i32::try_from(id).ok().and_then(|id| self.connections.get(&id)) {
             return Some(existing.clone());
         }
-        match self.core.peer(id) {
-            Ok(peer) => {
-                let connection = WebSocketConnection::wrap(peer.clone());
-                self.connections.insert(id, connection.clone());
-                Some(connection)
-            }
+        let peer = self.core_peer("get_peer", id)?.clone();
+        let connection = WebSocketConnection::wrap(peer.clone());
+        self.connections.insert(peer.id(), connection.clone());
+        Some(connection)
+    }
+
+    fn connection_properties(&self) -> ConnectionProperties<'_> {
+        ConnectionProperties {
+            handshake_timeout: self.handshake_timeout,
+            supported_protocols: &self.supported_protocols,
+            handshake_headers: &self.handshake_headers,
+            inbound_buffer_size: self.inbound_buffer_size,
+            outbound_buffer_size: self.outbound_buffer_size,
+            inbound_max_packets: self.inbound_max_packets,
+            outbound_max_packets: self.outbound_max_packets,
+            heartbeat_interval: self.heartbeat_interval,
+            no_delay: true,
+        }
+    }
+
+    /// The core peer for a GDScript id, or None after reporting why not.
+    fn core_peer(&self, context: &str, id: i64) -> Option<&websocket_rs_core::PeerHandle> {
+        let result = i32::try_from(id)
+            .map_err(|_| websocket_rs_core::Error::InvalidArgument(format!("peer id {id} is out of range")))
+            .and_then(|id| self.core.peer(id));
+        match result {
+            Ok(peer) => Some(peer),
             Err(err) => {
-                errors::report("get_peer", &err);
+                errors::report(context, &err);
                 None
             }
         }
@@ -136,7 +240,16 @@ impl IMultiplayerPeerExtension for WebSocketServer {
     fn init(base: Base<MultiplayerPeerExtension>) -> Self {
         WebSocketServer {
             core: Server::new(),
-            config: ConnectionConfig::default(),
+            bind_ip: GString::from("*"),
+            handshake_timeout: 3.0,
+            supported_protocols: PackedStringArray::new(),
+            handshake_headers: PackedStringArray::new(),
+            inbound_buffer_size: 65535,
+            outbound_buffer_size: 65535,
+            max_queued_packets: PhantomVar::default(),
+            inbound_max_packets: 2048,
+            outbound_max_packets: 2048,
+            heartbeat_interval: 0.0,
             connections: HashMap::new(),
             transfer_channel: 0,
             transfer_mode: TransferMode::RELIABLE,
@@ -159,14 +272,9 @@ impl IMultiplayerPeerExtension for WebSocketServer {
     }
 
     fn disconnect_peer(&mut self, peer: i32, force: bool) {
-        match self.core.peer(peer) {
-            Ok(handle) => {
-                let result = if force { handle.close(-1, "") } else { handle.close(1000, "") };
-                errors::to_godot("disconnect_peer", result);
-            }
-            Err(err) => {
-                errors::report("disconnect_peer", &err);
-            }
+        if let Some(handle) = self.core_peer("disconnect_peer", i64::from(peer)) {
+            let result = if force { handle.close(-1, "") } else { handle.close(1000, "") };
+            errors::to_godot("disconnect_peer", result);
         }
     }
 

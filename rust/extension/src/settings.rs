@@ -1,0 +1,90 @@
+//! Turns the properties a server or client exposes to GDScript into the core's
+//! `ConnectionConfig`, checking each value. Both classes declare the same properties; this is
+//! the one place that reads them.
+
+use std::time::Duration;
+
+use godot::prelude::*;
+use websocket_rs_core::{parse_header_lines, ConnectionConfig, Error, Limits};
+
+/// The values of the connection properties shared by `WebSocketServer` and `WebSocketClient`.
+pub(crate) struct ConnectionProperties<'a> {
+    pub(crate) handshake_timeout: f64,
+    pub(crate) supported_protocols: &'a PackedStringArray,
+    pub(crate) handshake_headers: &'a PackedStringArray,
+    pub(crate) inbound_buffer_size: i64,
+    pub(crate) outbound_buffer_size: i64,
+    pub(crate) inbound_max_packets: i64,
+    pub(crate) outbound_max_packets: i64,
+    pub(crate) heartbeat_interval: f64,
+    pub(crate) no_delay: bool,
+}
+
+impl ConnectionProperties<'_> {
+    /// The checked configuration; `protocols` and `headers` replace the properties when not empty
+    /// (the arguments of `listen` / `connect_to_url`).
+    pub(crate) fn to_config(&self, protocols: &PackedStringArray, headers: &PackedStringArray) -> Result<ConnectionConfig, Error> {
+        let protocols = if protocols.is_empty() { self.supported_protocols } else { protocols };
+        let headers = if headers.is_empty() { self.handshake_headers } else { headers };
+        let header_lines: Vec<String> = headers.as_slice().iter().map(GString::to_string).collect();
+        let config = ConnectionConfig {
+            limits: Limits {
+                inbound_buffer_size: size("inbound_buffer_size", self.inbound_buffer_size)?,
+                inbound_max_packets: size("max_queued_packets (inbound)", self.inbound_max_packets)?,
+                outbound_buffer_size: size("outbound_buffer_size", self.outbound_buffer_size)?,
+                outbound_max_packets: size("max_queued_packets (outbound)", self.outbound_max_packets)?,
+                ..Limits::default()
+            },
+            handshake_timeout: seconds("handshake_timeout", self.handshake_timeout, false)?
+                .unwrap_or(Duration::from_secs(3)),
+            protocols: protocols.as_slice().iter().map(GString::to_string).collect(),
+            extra_headers: parse_header_lines(&header_lines)?,
+            heartbeat_interval: seconds("heartbeat_interval", self.heartbeat_interval, true)?,
+            no_delay: self.no_delay,
+            ..ConnectionConfig::default()
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// A positive size limit.
+fn size(name: &str, value: i64) -> Result<usize, Error> {
+    usize::try_from(value)
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| Error::InvalidArgument(format!("{name} must be a positive number, not {value}")))
+}
+
+/// A duration in seconds; 0 means `None` when `zero_is_off`, else it must be positive.
+pub(crate) fn seconds(name: &str, value: f64, zero_is_off: bool) -> Result<Option<Duration>, Error> {
+    if zero_is_off && value == 0.0 {
+        return Ok(None);
+    }
+    if !value.is_finite() || value <= 0.0 || value > 1.0e9 {
+        let allowed = if zero_is_off { "0 (off) or a positive number of seconds" } else { "a positive number of seconds" };
+        return Err(Error::InvalidArgument(format!("{name} must be {allowed}, not {value}")));
+    }
+    Ok(Some(Duration::from_secs_f64(value)))
+}
+
+/// `set_buffers` of Godot 3: sizes in KiB, packet counts as given.
+pub(crate) fn godot3_buffers(
+    input_buffer_size_kb: i64,
+    input_max_packets: i64,
+    output_buffer_size_kb: i64,
+    output_max_packets: i64,
+) -> Result<(i64, i64, i64, i64), Error> {
+    let kib = |name: &str, kb: i64| {
+        size(name, kb)?;
+        kb.checked_mul(1024).ok_or_else(|| Error::InvalidArgument(format!("{name} {kb} KiB is too large")))
+    };
+    size("input_max_packets", input_max_packets)?;
+    size("output_max_packets", output_max_packets)?;
+    Ok((
+        kib("input_buffer_size_kb", input_buffer_size_kb)?,
+        input_max_packets,
+        kib("output_buffer_size_kb", output_buffer_size_kb)?,
+        output_max_packets,
+    ))
+}

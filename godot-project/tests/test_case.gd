@@ -7,6 +7,14 @@ extends Node
 var failures := PackedStringArray()
 var _children: Array[int] = []
 
+## The server and client of start_pair(), and every signal each emitted, as [name, args...].
+## (Members, not locals: a lambda that captures a RefCounted and is connected to that object's
+## own signal would keep it alive forever.)
+var server: WebSocketServer
+var client: WebSocketClient
+var server_events: Array = []
+var client_events: Array = []
+
 
 ## Records a failure unless `condition` holds.
 func check(condition: bool, message: String) -> void:
@@ -65,6 +73,100 @@ func spawn_godot(script: String, args: PackedStringArray) -> int:
 	if pid > 0:
 		_children.append(pid)
 	return pid
+
+
+## Makes `server` (listening on a free port on 127.0.0.1) record its signals in server_events.
+## `configure` may set properties before listen(). Returns the port, or 0 on failure.
+func start_server(configure := Callable(), protocols := PackedStringArray()) -> int:
+	server = WebSocketServer.new()
+	server.bind_ip = "127.0.0.1"
+	if configure.is_valid():
+		configure.call(server)
+	server.client_connected.connect(func(id, p, r): server_events.append(["client_connected", id, p, r]))
+	server.client_disconnected.connect(func(id, clean): server_events.append(["client_disconnected", id, clean]))
+	server.client_close_request.connect(func(id, code, reason): server_events.append(["client_close_request", id, code, reason]))
+	server.data_received.connect(func(id): server_events.append(["data_received", id]))
+	server.peer_connected.connect(func(id): server_events.append(["peer_connected", id]))
+	server.peer_disconnected.connect(func(id): server_events.append(["peer_disconnected", id]))
+	var err := server.listen(0, protocols)
+	check_eq(err, OK, "listen")
+	return server.get_local_port() if err == OK else 0
+
+
+## Makes `client` record its signals in client_events and connect to `url`.
+func start_client(url: String, protocols := PackedStringArray(), headers := PackedStringArray(), configure := Callable()) -> void:
+	client = WebSocketClient.new()
+	if configure.is_valid():
+		configure.call(client)
+	client.connection_established.connect(func(p): client_events.append(["connection_established", p]))
+	client.connection_closed.connect(func(clean): client_events.append(["connection_closed", clean]))
+	client.connection_error.connect(func(): client_events.append(["connection_error"]))
+	client.data_received.connect(func(): client_events.append(["data_received"]))
+	client.server_close_request.connect(func(code, reason): client_events.append(["server_close_request", code, reason]))
+	check_eq(client.connect_to_url(url, protocols, false, headers), OK, "connect_to_url")
+
+
+## start_server() and start_client() on it, waiting until both sides are open. Returns the
+## client's id on the server, or -1.
+func start_pair(path := "/", server_setup := Callable(), client_setup := Callable()) -> int:
+	var port := start_server(server_setup)
+	if port == 0:
+		return -1
+	start_client("ws://127.0.0.1:%d%s" % [port, path], PackedStringArray(), PackedStringArray(), client_setup)
+	var ok: bool = await until(func(): return has_event(server_events, "client_connected") and has_event(client_events, "connection_established"),
+		[server, client], 5.0, "connection")
+	return first_event(server_events, "client_connected")[1] if ok else -1
+
+
+## Whether `events` has one named `name`.
+func has_event(events: Array, name: String) -> bool:
+	return events.any(func(e): return e[0] == name)
+
+
+## The first event named `name` (or an empty array).
+func first_event(events: Array, name: String) -> Array:
+	for e in events:
+		if e[0] == name:
+			return e
+	return []
+
+
+## How many events are named `name`.
+func count_events(events: Array, name: String) -> int:
+	return events.filter(func(e): return e[0] == name).size()
+
+
+## An HTTP upgrade request written by hand, with `extra` header lines.
+func upgrade_request(path := "/", extra := PackedStringArray()) -> PackedByteArray:
+	var text := "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" % path
+	text += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	for line in extra:
+		text += line + "\r\n"
+	return (text + "\r\n").to_utf8_buffer()
+
+
+## A plain TCP connection to 127.0.0.1:`port` (a peer that speaks bytes, not WebSocket).
+func raw_connect(port: int, pollables: Array) -> StreamPeerTCP:
+	var tcp := StreamPeerTCP.new()
+	tcp.connect_to_host("127.0.0.1", port)
+	var all := pollables.duplicate()
+	all.append(tcp)
+	await until(func(): return tcp.get_status() == StreamPeerTCP.STATUS_CONNECTED, all, 5.0, "raw TCP connect")
+	return tcp
+
+
+## Reads from `tcp` until an HTTP header block ends; returns it ("" on timeout).
+func read_http_head(tcp: StreamPeerTCP, pollables: Array) -> String:
+	var box := [PackedByteArray()]  # an Array, so the lambda's additions are seen here
+	var all := pollables.duplicate()
+	all.append(tcp)
+	var done := func():
+		var n := tcp.get_available_bytes()
+		if n > 0:
+			box[0] = box[0] + tcp.get_data(n)[1]
+		return box[0].get_string_from_utf8().contains("\r\n\r\n")
+	await until(done, all, 5.0, "an HTTP head")
+	return box[0].get_string_from_utf8()
 
 
 ## Waits until a helper process reports (with helper_ready.gd's mark_ready) that it listens on

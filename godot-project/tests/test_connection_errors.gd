@@ -2,8 +2,6 @@
 ## calls return an Error code.
 extends "res://tests/test_case.gd"
 
-var client: WebSocketClient
-var server: WebSocketServer
 
 
 func test_connecting_to_a_closed_port_emits_connection_error() -> void:

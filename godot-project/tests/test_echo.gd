@@ -3,8 +3,6 @@
 ## that object's own signal would keep it alive forever.)
 extends "res://tests/test_case.gd"
 
-var server: WebSocketServer
-var client: WebSocketClient
 
 
 func test_echo_in_one_process() -> void:

@@ -3,7 +3,6 @@ extends "res://tests/test_case.gd"
 
 const CLIENTS := 40
 
-var server: WebSocketServer
 var clients: Array[WebSocketClient] = []
 
 

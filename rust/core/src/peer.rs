@@ -75,6 +75,7 @@ pub(crate) struct Peer {
     resource_name: String,
     requested_url: String,
     heartbeat: Option<std::time::Duration>,
+    no_delay_at_open: bool,
 }
 
 /// A shared, game-thread handle to a [`Peer`]. Cloning it is cheap; every clone sees the same peer.
@@ -87,6 +88,8 @@ pub(crate) struct OpenInfo {
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) protocol: String,
     pub(crate) resource_name: String,
+    /// TCP_NODELAY as read back from the socket when it opened.
+    pub(crate) no_delay: bool,
 }
 
 impl PeerHandle {
@@ -103,6 +106,7 @@ impl PeerHandle {
             commands,
             limits: config.limits.clone(),
             heartbeat: config.heartbeat_interval,
+            no_delay_at_open: false,
             inbound: VecDeque::new(),
             state: ReadyState::Connecting,
             close_code: -1,
@@ -146,6 +150,11 @@ impl PeerHandle {
     /// The negotiated sub-protocol ("" when none).
     pub fn protocol(&self) -> String {
         self.peer().protocol.clone()
+    }
+
+    /// Whether the socket had TCP_NODELAY set when the connection opened (read from the socket).
+    pub fn no_delay_at_open(&self) -> bool {
+        self.peer().no_delay_at_open
     }
 
     /// The requested path and query (server side), e.g. `/chat?room=1`.
@@ -272,6 +281,7 @@ impl PeerHandle {
             peer.state = ReadyState::Open;
         }
         peer.remote_addr = info.remote_addr;
+        peer.no_delay_at_open = info.no_delay;
         peer.protocol = info.protocol;
         peer.resource_name = info.resource_name;
     }

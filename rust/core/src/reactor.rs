@@ -550,7 +550,7 @@ impl Reactor {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("")
                         .to_string();
-                    let info = OpenInfo { remote_addr: self.conns[key].remote, protocol, resource_name: String::new() };
+                    let info = OpenInfo { remote_addr: self.conns[key].remote, protocol, ..OpenInfo::default() };
                     self.open(key, ws, info);
                 }
                 Err(HandshakeError::Interrupted(mid)) => self.conns[key].stage = Stage::ClientHandshake(mid),
@@ -563,7 +563,8 @@ impl Reactor {
         }
     }
 
-    fn open(&mut self, key: usize, ws: WebSocket<TcpStream>, info: OpenInfo) {
+    fn open(&mut self, key: usize, ws: WebSocket<TcpStream>, mut info: OpenInfo) {
+        info.no_delay = ws.get_ref().nodelay().unwrap_or(false);
         let conn = &mut self.conns[key];
         conn.stage = Stage::Open(Box::new(ws));
         conn.last_heard = Instant::now();

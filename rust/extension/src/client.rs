@@ -36,6 +36,9 @@ pub(crate) struct WebSocketClient {
     max_queued_packets: PhantomVar<i64>,
     inbound_max_packets: i64,
     outbound_max_packets: i64,
+    /// Largest message accepted from the other side; a larger one closes the connection with 1009.
+    #[var]
+    max_message_size: i64,
     /// Seconds between pings to the server (0: none); a server that does not answer is dropped.
     #[var]
     heartbeat_interval: f64,
@@ -180,6 +183,7 @@ impl WebSocketClient {
             outbound_buffer_size: self.outbound_buffer_size,
             inbound_max_packets: self.inbound_max_packets,
             outbound_max_packets: self.outbound_max_packets,
+            max_message_size: self.max_message_size,
             heartbeat_interval: self.heartbeat_interval,
             no_delay: true,
         }
@@ -221,6 +225,7 @@ impl IMultiplayerPeerExtension for WebSocketClient {
             max_queued_packets: PhantomVar::default(),
             inbound_max_packets: 2048,
             outbound_max_packets: 2048,
+            max_message_size: 64 << 20,
             heartbeat_interval: 0.0,
             connection: None,
             transfer_channel: 0,

@@ -16,6 +16,7 @@ pub(crate) struct ConnectionProperties<'a> {
     pub(crate) outbound_buffer_size: i64,
     pub(crate) inbound_max_packets: i64,
     pub(crate) outbound_max_packets: i64,
+    pub(crate) max_message_size: i64,
     pub(crate) heartbeat_interval: f64,
     pub(crate) no_delay: bool,
 }
@@ -33,7 +34,7 @@ impl ConnectionProperties<'_> {
                 inbound_max_packets: size("max_queued_packets (inbound)", self.inbound_max_packets)?,
                 outbound_buffer_size: size("outbound_buffer_size", self.outbound_buffer_size)?,
                 outbound_max_packets: size("max_queued_packets (outbound)", self.outbound_max_packets)?,
-                ..Limits::default()
+                max_message_size: size("max_message_size", self.max_message_size)?,
             },
             handshake_timeout: seconds("handshake_timeout", self.handshake_timeout, false)?
                 .unwrap_or(Duration::from_secs(3)),

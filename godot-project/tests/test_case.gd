@@ -181,6 +181,12 @@ func is_running(pid: int) -> bool:
 	return OS.is_process_running(pid)
 
 
+## Kills a process started by spawn_godot() (as a crash would: no goodbye on its sockets).
+func kill_helper(pid: int) -> void:
+	OS.kill(pid)
+	_children.erase(pid)
+
+
 ## Called by the runner after the test: stops helper processes.
 func teardown() -> void:
 	for pid in _children:

@@ -30,6 +30,9 @@ pub enum ClientEvent {
     ConnectionClosed {
         /// Whether the close handshake completed.
         was_clean: bool,
+        /// Why the client dropped the connection, when the server broke the protocol, a limit or
+        /// the heartbeat.
+        error: Option<String>,
     },
     /// Connecting failed (TCP, handshake or timeout).
     ConnectionError {
@@ -126,9 +129,9 @@ impl Client {
                     peer.mark_close_requested(code, &reason);
                     out.push(ClientEvent::CloseRequested { code, reason });
                 }
-                ReactorEvent::Closed { clean, code, reason, .. } => {
+                ReactorEvent::Closed { clean, code, reason, error, .. } => {
                     peer.mark_closed(clean, code, &reason);
-                    out.push(ClientEvent::ConnectionClosed { was_clean: clean });
+                    out.push(ClientEvent::ConnectionClosed { was_clean: clean, error });
                     ended = true;
                 }
                 ReactorEvent::ConnectFailed { reason, .. } => {

@@ -60,8 +60,9 @@ pub(crate) enum ReactorEvent {
     Packet { id: PeerId, packet: Packet },
     /// The other side started the close handshake.
     CloseRequested { id: PeerId, code: i32, reason: String },
-    /// The connection is gone; `clean` when the close handshake completed.
-    Closed { id: PeerId, clean: bool, code: i32, reason: String },
+    /// The connection is gone; `clean` when the close handshake completed. `error` says why we
+    /// dropped it when the other side broke the protocol, a limit or the heartbeat.
+    Closed { id: PeerId, clean: bool, code: i32, reason: String, error: Option<String> },
     /// A client could not connect or finish its handshake.
     ConnectFailed { reason: String },
     /// An incoming connection failed its handshake and was dropped (server side).
@@ -242,6 +243,15 @@ struct Ending {
     clean: bool,
     code: i32,
     reason: String,
+    /// Why we dropped the peer, when it was its fault (protocol, limit, heartbeat).
+    error: Option<String>,
+}
+
+impl Ending {
+    /// The TCP connection was lost or dropped without a close handshake.
+    fn lost() -> Self {
+        Ending { clean: false, code: -1, reason: String::new(), error: None }
+    }
 }
 
 struct Reactor {
@@ -376,7 +386,7 @@ impl Reactor {
                 Command::Close { id, code, reason } => self.start_close(id, code, reason),
                 Command::Abort { id } => {
                     if let Some(&key) = self.by_id.get(&id) {
-                        self.finish(key, Ending { clean: false, code: -1, reason: String::new() });
+                        self.finish(key, Ending::lost());
                     }
                 }
                 Command::ResumeRead { id } => {
@@ -628,7 +638,7 @@ impl Reactor {
         let conn = &mut self.conns[key];
         let Stage::Open(ws) = &mut conn.stage else {
             // Still handshaking: nothing to close gracefully.
-            self.finish(key, Ending { clean: false, code: -1, reason: String::new() });
+            self.finish(key, Ending::lost());
             return;
         };
         conn.we_closed = true;
@@ -683,8 +693,8 @@ impl Reactor {
                 Err(tungstenite::Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => break,
                 Err(tungstenite::Error::ConnectionClosed) | Err(tungstenite::Error::AlreadyClosed) => {
                     let ending = match conn.peer_close.clone() {
-                        Some((code, reason)) => Ending { clean: true, code, reason },
-                        None => Ending { clean: false, code: -1, reason: String::new() },
+                        Some((code, reason)) => Ending { clean: true, code, reason, error: None },
+                        None => Ending::lost(),
                     };
                     self.finish(key, ending);
                     return;
@@ -736,7 +746,7 @@ impl Reactor {
                 Err(tungstenite::Error::ConnectionClosed) => {
                     // Server side: our close reply went out; the close handshake is complete.
                     let (code, reason) = conn.peer_close.clone().unwrap_or((1005, String::new()));
-                    self.finish(key, Ending { clean: true, code, reason });
+                    self.finish(key, Ending { clean: true, code, reason, error: None });
                 }
                 Err(err) => {
                     let ending = ending_for_error(&err);
@@ -791,7 +801,7 @@ impl Reactor {
             }
             self.close_deadlines.pop_front();
             if self.conns.get(key).is_some_and(|c| c.id == id) {
-                self.finish(key, Ending { clean: false, code: -1, reason: String::new() });
+                self.finish(key, Ending::lost());
             }
         }
     }
@@ -816,7 +826,8 @@ impl Reactor {
             let frame = CloseFrame { code: CloseCode::Away, reason: "no answer to ping".into() };
             let _ = ws.close(Some(frame));
             let _ = ws.flush();
-            self.finish(key, Ending { clean: false, code: -1, reason: String::new() });
+            let error = format!("no answer to a ping within {interval:?} (heartbeat_interval); dropped");
+            self.finish(key, Ending { clean: false, code: -1, reason: String::new(), error: Some(error) });
             return;
         }
         match ws.write(Message::Ping(tungstenite::Bytes::new())) {
@@ -840,7 +851,13 @@ impl Reactor {
         let conn = self.remove(key);
         let was_open = matches!(conn.stage, Stage::Open(_));
         if was_open {
-            self.emit(ReactorEvent::Closed { id: conn.id, clean: ending.clean, code: ending.code, reason: ending.reason });
+            self.emit(ReactorEvent::Closed {
+                id: conn.id,
+                clean: ending.clean,
+                code: ending.code,
+                reason: ending.reason,
+                error: ending.error,
+            });
         } else if conn.is_client_side() {
             self.emit(ReactorEvent::ConnectFailed { reason: "closed before the handshake finished".into() });
         }
@@ -857,7 +874,7 @@ impl Reactor {
             }
             let conn = self.remove(key);
             if let Stage::Open(_) = conn.stage {
-                self.emit(ReactorEvent::Closed { id: conn.id, clean: false, code: -1, reason: String::new() });
+                self.emit(ReactorEvent::Closed { id: conn.id, clean: false, code: -1, reason: String::new(), error: None });
             }
         }
     }
@@ -902,14 +919,22 @@ fn close_code_for_error(err: &tungstenite::Error) -> Option<CloseCode> {
     match err {
         tungstenite::Error::Capacity(_) => Some(CloseCode::Size),
         tungstenite::Error::Utf8(_) => Some(CloseCode::Invalid),
+        // The TCP connection ended without a close frame: a lost connection, not a violation.
+        tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => None,
         tungstenite::Error::Protocol(_) => Some(CloseCode::Protocol),
         _ => None,
     }
 }
 
 fn ending_for_error(err: &tungstenite::Error) -> Ending {
-    let code = close_code_for_error(err).map(|c| i32::from(u16::from(c))).unwrap_or(-1);
-    Ending { clean: false, code, reason: short_reason(err) }
+    match close_code_for_error(err) {
+        Some(code) => {
+            let code = i32::from(u16::from(code));
+            let hint = if matches!(err, tungstenite::Error::Capacity(_)) { " (over max_message_size)" } else { "" };
+            Ending { clean: false, code, reason: short_reason(err), error: Some(format!("closed with {code}: {err}{hint}")) }
+        }
+        None => Ending::lost(),
+    }
 }
 
 /// A close reason that fits a close frame (at most 123 bytes).

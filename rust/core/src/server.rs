@@ -39,6 +39,8 @@ pub enum ServerEvent {
         id: PeerId,
         /// Whether the close handshake completed.
         was_clean: bool,
+        /// Why the server dropped it, when the client broke the protocol, a limit or the heartbeat.
+        error: Option<String>,
     },
     /// A connection was dropped before it became a peer (bad handshake or timeout).
     HandshakeFailed {
@@ -156,10 +158,10 @@ impl Server {
                         out.push(ServerEvent::CloseRequested { id, code, reason });
                     }
                 }
-                ReactorEvent::Closed { id, clean, code, reason } => {
+                ReactorEvent::Closed { id, clean, code, reason, error } => {
                     if let Some(peer) = self.peers.remove(&id) {
                         peer.mark_closed(clean, code, &reason);
-                        out.push(ServerEvent::ClientDisconnected { id, was_clean: clean });
+                        out.push(ServerEvent::ClientDisconnected { id, was_clean: clean, error });
                     }
                 }
                 ReactorEvent::HandshakeFailed { remote, reason } => {

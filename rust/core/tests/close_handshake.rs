@@ -16,8 +16,8 @@ fn client_initiated_close_is_clean_on_both_sides() {
             && c[0].iter().any(|e| matches!(e, ClientEvent::ConnectionClosed { .. }))
     });
     assert!(se.contains(&ServerEvent::CloseRequested { id, code: 4001, reason: "bye".into() }), "{se:?}");
-    assert!(se.contains(&ServerEvent::ClientDisconnected { id, was_clean: true }), "{se:?}");
-    assert!(ce[0].contains(&ClientEvent::ConnectionClosed { was_clean: true }), "{ce:?}");
+    assert!(se.contains(&ServerEvent::ClientDisconnected { id, was_clean: true, error: None }), "{se:?}");
+    assert!(ce[0].contains(&ClientEvent::ConnectionClosed { was_clean: true, error: None }), "{ce:?}");
     assert_eq!(server_peer.close_code(), 4001);
     assert_eq!(server_peer.close_reason(), "bye");
     assert_eq!(server_peer.ready_state(), ReadyState::Closed);
@@ -35,8 +35,8 @@ fn server_initiated_close_reaches_the_client_with_code_and_reason() {
             && c[0].iter().any(|e| matches!(e, ClientEvent::ConnectionClosed { .. }))
     });
     assert!(ce[0].contains(&ClientEvent::CloseRequested { code: 1001, reason: "maintenance".into() }), "{ce:?}");
-    assert!(ce[0].contains(&ClientEvent::ConnectionClosed { was_clean: true }), "{ce:?}");
-    assert!(se.contains(&ServerEvent::ClientDisconnected { id, was_clean: true }), "{se:?}");
+    assert!(ce[0].contains(&ClientEvent::ConnectionClosed { was_clean: true, error: None }), "{ce:?}");
+    assert!(se.contains(&ServerEvent::ClientDisconnected { id, was_clean: true, error: None }), "{se:?}");
     assert_eq!(client.peer().unwrap().close_code(), 1001);
 }
 
@@ -50,7 +50,7 @@ fn dropping_a_client_closes_with_going_away() {
         s.iter().any(|e| matches!(e, ServerEvent::ClientDisconnected { .. }))
     });
     assert!(se.contains(&ServerEvent::CloseRequested { id, code: 1001, reason: "going away".into() }), "{se:?}");
-    assert!(se.contains(&ServerEvent::ClientDisconnected { id, was_clean: true }), "{se:?}");
+    assert!(se.contains(&ServerEvent::ClientDisconnected { id, was_clean: true, error: None }), "{se:?}");
 }
 
 #[test]

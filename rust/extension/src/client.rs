@@ -199,7 +199,10 @@ impl WebSocketClient {
             ClientEvent::CloseRequested { code, reason } => {
                 self.signals().server_close_request().emit(i64::from(code), &GString::from(&reason));
             }
-            ClientEvent::ConnectionClosed { was_clean } => {
+            ClientEvent::ConnectionClosed { was_clean, error } => {
+                if let Some(error) = error {
+                    godot_error!("WebSocketClient: connection to the server {error}");
+                }
                 self.signals().connection_closed().emit(was_clean);
                 self.signals().peer_disconnected().emit(i64::from(SERVER_PEER_ID));
             }

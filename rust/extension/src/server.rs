@@ -227,7 +227,10 @@ impl WebSocketServer {
             ServerEvent::CloseRequested { id, code, reason } => {
                 self.signals().client_close_request().emit(i64::from(id), i64::from(code), &GString::from(&reason));
             }
-            ServerEvent::ClientDisconnected { id, was_clean } => {
+            ServerEvent::ClientDisconnected { id, was_clean, error } => {
+                if let Some(error) = error {
+                    godot_error!("WebSocketServer: peer {id} {error}");
+                }
                 self.signals().client_disconnected().emit(i64::from(id), was_clean);
                 self.signals().peer_disconnected().emit(i64::from(id));
                 self.connections.remove(&id);

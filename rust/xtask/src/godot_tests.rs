@@ -50,9 +50,10 @@ fn discover(project: &Path) -> Result<Vec<TestCase>, String> {
     Ok(cases)
 }
 
-/// Runs every Godot test; returns (passed, failed).
-pub(crate) fn run_all(godot: &Path, project: &Path) -> Result<(usize, usize), String> {
-    let cases = discover(project)?;
+/// Runs every Godot test whose `script::method` name contains `filter`; returns (passed, failed).
+pub(crate) fn run_all(godot: &Path, project: &Path, filter: &str) -> Result<(usize, usize), String> {
+    let mut cases = discover(project)?;
+    cases.retain(|c| format!("{}::{}", c.script, c.method).contains(filter));
     if cases.is_empty() {
         return Err(format!("no test_* methods found under {}", project.join("tests").display()));
     }

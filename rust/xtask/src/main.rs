@@ -1,6 +1,7 @@
 //! Project tasks, run as `cargo xtask <task>`:
 //! - `build [--release]`: build the extension and install it into `addons/websocket_rs/bin/`;
-//! - `test`: `cargo test` of the workspace, then every headless Godot test; ends with
+//! - `test [--godot-only] [FILTER]`: `cargo test` of the workspace, then every headless Godot
+//!   test (only those whose `script::method` name contains FILTER, if given); ends with
 //!   `N passed, N failed`;
 //! - `demo`: one server and two client Godot processes chat through the addon;
 //! - `godot`: print the Godot 4.6+ binary used (provisioning it if needed).
@@ -16,14 +17,18 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("build") => build(args.iter().any(|a| a == "--release")).map(|_| ExitCode::SUCCESS),
-        Some("test") => test(),
+        Some("test") => {
+            let godot_only = args.iter().any(|a| a == "--godot-only");
+            let filter = args.iter().skip(1).find(|a| !a.starts_with("--")).cloned().unwrap_or_default();
+            test(godot_only, &filter)
+        }
         Some("demo") => demo(),
         Some("godot") => godot::find_or_provision().map(|g| {
             println!("{}", g.display());
             ExitCode::SUCCESS
         }),
         _ => {
-            eprintln!("usage: cargo xtask <build [--release] | test | demo | godot>");
+            eprintln!("usage: cargo xtask <build [--release] | test [--godot-only] [FILTER] | demo | godot>");
             return ExitCode::from(2);
         }
     };
@@ -84,10 +89,30 @@ fn prepare_godot() -> Result<PathBuf, String> {
     Ok(godot)
 }
 
-fn test() -> Result<ExitCode, String> {
+fn test(godot_only: bool, filter: &str) -> Result<ExitCode, String> {
     let mut passed = 0usize;
     let mut failed = 0usize;
 
+    if !godot_only {
+        let (p, f) = cargo_test()?;
+        passed += p;
+        failed += f;
+    }
+
+    println!("== Godot tests (headless)");
+    let godot = prepare_godot()?;
+    let (p, f) = godot_tests::run_all(&godot, &root().join("godot-project"), filter)?;
+    passed += p;
+    failed += f;
+
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 && passed > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `cargo test --workspace`; returns (passed, failed).
+fn cargo_test() -> Result<(usize, usize), String> {
+    let mut passed = 0usize;
+    let mut failed = 0usize;
     println!("== cargo test (workspace)");
     let mut cargo = Command::new(env!("CARGO"));
     cargo.current_dir(root()).args(["test", "--workspace", "--color", "never"]);
@@ -99,15 +124,7 @@ fn test() -> Result<ExitCode, String> {
         // A build failure or a crashed test binary counts as one failure.
         failed += 1;
     }
-
-    println!("== Godot tests (headless)");
-    let godot = prepare_godot()?;
-    let (p, f) = godot_tests::run_all(&godot, &root().join("godot-project"))?;
-    passed += p;
-    failed += f;
-
-    println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 && passed > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok((passed, failed))
 }
 
 fn demo() -> Result<ExitCode, String> {

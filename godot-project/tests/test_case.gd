@@ -62,17 +62,46 @@ func pump(pollables: Array, seconds: float) -> void:
 ## Starts another headless Godot on this project running `script` (a SceneTree script) with
 ## `args` after `--`. It is killed at teardown if still running. Returns its pid (or -1).
 func spawn_godot(script: String, args: PackedStringArray) -> int:
-	var godot := OS.get_environment("WSRS_GODOT")
-	if godot.is_empty():
-		check(false, "WSRS_GODOT is not set: run the tests through `cargo xtask test`")
-		return -1
 	var all := PackedStringArray(["--headless", "--path", ProjectSettings.globalize_path("res://"), "-s", script, "--"])
 	all.append_array(args)
-	var pid := OS.create_process(godot, all)
-	check(pid > 0, "could not start a helper Godot process")
+	return spawn(tool_path("WSRS_GODOT"), all)
+
+
+## The program named by environment variable `variable` (set by `cargo xtask test`), or "" after
+## recording a failure that says so.
+func tool_path(variable: String) -> String:
+	var path := OS.get_environment(variable)
+	if path.is_empty():
+		check(false, "%s is not set: run the tests through `cargo xtask test` (its output says why a peer is missing)" % variable)
+	return path
+
+
+## Starts `program` with `args` (nothing when `program` is ""); it is killed at teardown if still
+## running. Returns its pid (or -1).
+func spawn(program: String, args: PackedStringArray) -> int:
+	if program.is_empty():
+		return -1
+	var pid := OS.create_process(program, args)
+	check(pid > 0, "could not start %s" % program)
 	if pid > 0:
 		_children.append(pid)
 	return pid
+
+
+## A free TCP port on 127.0.0.1 (for a helper process to listen on).
+func free_port() -> int:
+	var probe := TCPServer.new()
+	probe.listen(0, "127.0.0.1")
+	var port := probe.get_local_port()
+	probe.stop()
+	return port
+
+
+## The contents of a JSON file a helper wrote, or null.
+func read_json(path: String) -> Variant:
+	if not FileAccess.file_exists(path):
+		return null
+	return JSON.parse_string(FileAccess.get_file_as_string(path))
 
 
 ## Makes `server` (listening on a free port on 127.0.0.1) record its signals in server_events.

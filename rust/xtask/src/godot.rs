@@ -101,7 +101,7 @@ fn can_provision() -> Result<(), String> {
 }
 
 /// `[]` when root, `["sudo", "-n"]` when password-less sudo works, None otherwise.
-fn sudo_prefix() -> Option<Vec<&'static str>> {
+pub(crate) fn sudo_prefix() -> Option<Vec<&'static str>> {
     let uid = Command::new("id").arg("-u").output().ok()?;
     if String::from_utf8_lossy(&uid.stdout).trim() == "0" {
         return Some(Vec::new());
@@ -110,7 +110,7 @@ fn sudo_prefix() -> Option<Vec<&'static str>> {
     sudo_ok.then(|| vec!["sudo", "-n"])
 }
 
-fn privileged(args: &[&str]) -> Command {
+pub(crate) fn privileged(args: &[&str]) -> Command {
     let prefix = sudo_prefix().unwrap_or_default();
     let all: Vec<&str> = prefix.iter().copied().chain(args.iter().copied()).collect();
     let mut command = Command::new(all[0]);

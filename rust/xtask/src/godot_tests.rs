@@ -50,8 +50,9 @@ fn discover(project: &Path) -> Result<Vec<TestCase>, String> {
     Ok(cases)
 }
 
-/// Runs every Godot test whose `script::method` name contains `filter`; returns (passed, failed).
-pub(crate) fn run_all(godot: &Path, project: &Path, filter: &str) -> Result<(usize, usize), String> {
+/// Runs every Godot test whose `script::method` name contains `filter`, with `env` added to its
+/// environment; returns (passed, failed).
+pub(crate) fn run_all(godot: &Path, project: &Path, filter: &str, env: &[(String, String)]) -> Result<(usize, usize), String> {
     let mut cases = discover(project)?;
     cases.retain(|c| format!("{}::{}", c.script, c.method).contains(filter));
     if cases.is_empty() {
@@ -66,7 +67,8 @@ pub(crate) fn run_all(godot: &Path, project: &Path, filter: &str) -> Result<(usi
             .args(["--headless", "--path"])
             .arg(project)
             .args(["-s", "res://tests/runner.gd", "--", &case.script, &case.method])
-            .env("WSRS_GODOT", &godot_abs);
+            .env("WSRS_GODOT", &godot_abs)
+            .envs(env.iter().map(|(k, v)| (k, v)));
         let run = process::run_bounded(&mut command, TEST_LIMIT, Echo::Quiet)?;
         let problems = judge(&run);
         let name = format!("{}::{}", case.script.trim_start_matches("res://tests/"), case.method);

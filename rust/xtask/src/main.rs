@@ -8,6 +8,7 @@
 
 mod godot;
 mod godot_tests;
+mod peers;
 mod process;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,11 @@ pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
 }
 
+/// Cargo's target directory (`CARGO_TARGET_DIR` or `target/`).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
 /// Builds the extension and copies it to where `websocket_rs.gdextension` expects it.
 fn build(release: bool) -> Result<PathBuf, String> {
     let mut cargo = Command::new(env!("CARGO"));
@@ -56,8 +62,7 @@ fn build(release: bool) -> Result<PathBuf, String> {
     process::run_checked(&mut cargo)?;
     let profile = if release { "release" } else { "debug" };
     let (built, installed) = library_names()?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
-    let from = target_dir.join(profile).join(built);
+    let from = target_dir().join(profile).join(built);
     let bin = root().join("addons/websocket_rs/bin");
     std::fs::create_dir_all(&bin).map_err(|e| format!("cannot create {}: {e}", bin.display()))?;
     let to = bin.join(installed);
@@ -101,7 +106,8 @@ fn test(godot_only: bool, filter: &str) -> Result<ExitCode, String> {
 
     println!("== Godot tests (headless)");
     let godot = prepare_godot()?;
-    let (p, f) = godot_tests::run_all(&godot, &root().join("godot-project"), filter)?;
+    let env = peers::test_environment(&target_dir());
+    let (p, f) = godot_tests::run_all(&godot, &root().join("godot-project"), filter, &env)?;
     passed += p;
     failed += f;
 

@@ -1,0 +1,78 @@
+"""A third-party WebSocket peer for the Godot tests, written with Python's `websockets`.
+
+  ws_peer.py client URL RESULT_FILE
+      Connects to URL (offering sub-protocol "game"), expects the server's greeting (a text
+      "welcome python" then a binary b"\\x01\\x02\\x03"), sends a text and a binary message, expects
+      them echoed with their kinds, then closes with 4001 "python bye".
+  ws_peer.py server PORT RESULT_FILE READY_FILE
+      Serves on 127.0.0.1:PORT: greets each client with a text "hello from python" and a binary
+      b"\\xff\\x00", echoes every message with its kind, and after the first client leaves records
+      the close code and reason it sent (binary messages are listed as hex).
+
+Both write a JSON summary to RESULT_FILE; a check that fails is listed under "errors".
+"""
+
+import json
+import sys
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+from websockets.sync.server import serve
+
+
+def run_client(url, result_file):
+    errors = []
+    with connect(url, subprotocols=["game"], open_timeout=10) as ws:
+        greeting = [ws.recv(timeout=10), ws.recv(timeout=10)]
+        if greeting != ["welcome python", b"\x01\x02\x03"]:
+            errors.append(f"greeting was {greeting!r}")
+        ws.send("text from python")
+        ws.send(b"\x00binary\xff")
+        echoes = [ws.recv(timeout=10), ws.recv(timeout=10)]
+        if echoes != ["text from python", b"\x00binary\xff"]:
+            errors.append(f"echoes were {echoes!r}")
+        ws.close(4001, "python bye")
+    result = {"subprotocol": ws.subprotocol, "errors": errors}
+    with open(result_file, "w") as f:
+        json.dump(result, f)
+
+
+def run_server(port, result_file, ready_file):
+    result = {"errors": [], "received": [], "close_code": None, "close_reason": None, "path": None}
+
+    def handler(ws):
+        result["path"] = ws.request.path
+        ws.send("hello from python")
+        ws.send(b"\xff\x00")
+        try:
+            for message in ws:
+                kind = "text" if isinstance(message, str) else "binary"
+                result["received"].append([kind, message if kind == "text" else message.hex()])
+                ws.send(message)
+        except ConnectionClosed:
+            pass
+        close = ws.protocol.close_rcvd
+        if close is not None:
+            result["close_code"] = close.code
+            result["close_reason"] = close.reason
+        with open(result_file, "w") as f:
+            json.dump(result, f)
+        server.shutdown()
+
+    with serve(handler, "127.0.0.1", port) as server:
+        with open(ready_file, "w") as f:
+            f.write("ready")
+        server.serve_forever()
+
+
+def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "client":
+        run_client(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 5 and sys.argv[1] == "server":
+        run_server(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+//! Third-party WebSocket peers for the Godot tests: Python's `websockets` (in a virtual
+//! environment under `target/`) and a headless Chromium. The tests find them through the
+//! environment variables `WSRS_PYTHON` and `WSRS_CHROMIUM`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::godot;
+use crate::process;
+
+/// The `websockets` release the tests are written against.
+const WEBSOCKETS_VERSION: &str = "15.0.1";
+
+/// Environment variables for the test processes, one per peer that could be provided. A peer
+/// that could not be provided is reported here and left out, so only the tests that need it fail.
+pub(crate) fn test_environment(target_dir: &Path) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    match python_with_websockets(target_dir) {
+        Ok(python) => env.push(("WSRS_PYTHON".to_string(), python.display().to_string())),
+        Err(err) => println!("xtask: no Python `websockets` peer for the tests: {err}"),
+    }
+    match chromium() {
+        Ok(chromium) => env.push(("WSRS_CHROMIUM".to_string(), chromium.display().to_string())),
+        Err(err) => println!("xtask: no Chromium peer for the tests: {err}"),
+    }
+    env
+}
+
+/// A Python interpreter with `websockets` installed: a venv in `target/peers-venv`, made once
+/// (under a lock, so two runs at once share it).
+fn python_with_websockets(target_dir: &Path) -> Result<PathBuf, String> {
+    let venv = target_dir.join("peers-venv");
+    let python = venv.join(if cfg!(windows) { "Scripts/python.exe" } else { "bin/python" });
+    let check = format!("import websockets.version as v; assert v.version == '{WEBSOCKETS_VERSION}'");
+    let ready = |python: &Path| Command::new(python).args(["-c", &check]).output().is_ok_and(|o| o.status.success());
+    if ready(&python) {
+        return Ok(python);
+    }
+    std::fs::create_dir_all(target_dir).map_err(|e| format!("cannot create {}: {e}", target_dir.display()))?;
+    let lock_path = target_dir.join("peers-venv.lock");
+    let lock = File::create(&lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
+    lock.lock().map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    if ready(&python) {
+        return Ok(python);
+    }
+    let system_python = ["python3", "python"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .ok_or("no python3 on PATH: install Python 3.9 or newer")?;
+    println!("xtask: making {} with websockets {WEBSOCKETS_VERSION}", venv.display());
+    process::run_checked(Command::new(system_python).args(["-m", "venv"]).arg(&venv))
+        .map_err(|e| format!("{e} (on Debian/Ubuntu: apt-get install python3-venv)"))?;
+    process::run_checked(
+        Command::new(&python).args(["-m", "pip", "install", "-q", &format!("websockets=={WEBSOCKETS_VERSION}")]),
+    )?;
+    if ready(&python) {
+        Ok(python)
+    } else {
+        Err(format!("{} still cannot import websockets {WEBSOCKETS_VERSION}", python.display()))
+    }
+}
+
+/// A Chromium or Chrome binary: `WSRS_CHROMIUM`, else one on PATH, else Debian's `chromium`
+/// package installed with apt-get (as root or through password-less sudo).
+fn chromium() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("WSRS_CHROMIUM") {
+        return Ok(PathBuf::from(path));
+    }
+    let names = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"];
+    let find = || {
+        names.iter().find_map(|name| {
+            let out = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().ok()?;
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            // Ubuntu's chromium-browser may be a stub that asks for snap; it does not run headless here.
+            let works = !path.is_empty()
+                && Command::new(&path).arg("--version").output().is_ok_and(|o| o.status.success());
+            works.then(|| PathBuf::from(path))
+        })
+    };
+    if let Some(path) = find() {
+        return Ok(path);
+    }
+    let debian = std::fs::read_to_string("/etc/os-release").unwrap_or_default().lines().any(|l| l == "ID=debian");
+    if !debian || godot::sudo_prefix().is_none() {
+        return Err("install Chromium or Chrome, or set WSRS_CHROMIUM to its binary".into());
+    }
+    println!("xtask: installing Debian's chromium package for the browser tests");
+    process::run_checked(&mut godot::privileged(&["apt-get", "update", "-q"]))?;
+    process::run_checked(
+        godot::privileged(&["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    find().ok_or_else(|| "chromium was installed but does not run".to_string())
+}

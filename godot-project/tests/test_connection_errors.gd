@@ -47,3 +47,7 @@ func test_listen_errors() -> void:
 	check(server.get_peer(77) == null, "get_peer(unknown) is null")
 	server.stop()
 	check(not server.is_listening(), "stopped")
+	expect_error("get_peer: not listening or not connected")
+	check(server.get_peer(2) == null, "get_peer on a stopped server is null")
+	expect_error("get_peer_address: not listening or not connected")
+	check_eq(server.get_peer_address(2), "", "get_peer_address on a stopped server")

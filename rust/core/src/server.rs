@@ -175,6 +175,9 @@ impl Server {
 
     /// The connected peer with this id.
     pub fn peer(&self, id: PeerId) -> Result<&PeerHandle, Error> {
+        if self.reactor.is_none() {
+            return Err(Error::NotActive);
+        }
         self.peers.get(&id).ok_or(Error::UnknownPeer(id))
     }
 

@@ -108,7 +108,8 @@ impl WebSocketClient {
     #[func]
     fn get_peer(&mut self, id: i64) -> Option<Gd<WebSocketConnection>> {
         if id != i64::from(SERVER_PEER_ID) {
-            errors::report("get_peer", &websocket_rs_core::Error::UnknownPeer(i32::try_from(id).unwrap_or(-1)));
+            let err = websocket_rs_core::Error::InvalidArgument(format!("a client's only peer is 1 (the server), not {id}"));
+            errors::report("get_peer", &err);
             return None;
         }
         if let Some(connection) = &self.connection {

@@ -150,6 +150,7 @@ func test_extra_headers_and_resource_name_reach_the_other_side() -> void:
 	var head: String = await read_http_head(tcp, [server])
 	check(head.begins_with("HTTP/1.1 101"), "switching protocols")
 	check(head.contains("X-Server: yes") or head.contains("x-server: yes"), "extra response header in: " + head)
+	check_eq(server.handshake_headers, PackedStringArray(["X-Server: yes"]), "set_extra_headers sets handshake_headers")
 	check(not head.to_lower().contains("sec-websocket-protocol"), "no protocol header when none was asked")
 	await until(func(): return has_event(server_events, "client_connected"), [server], 5.0, "raw client as peer")
 	check_eq(first_event(server_events, "client_connected")[3], "/lobby?room=7", "resource_name")

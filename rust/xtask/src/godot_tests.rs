@@ -112,7 +112,9 @@ fn judge(run: &process::Bounded) -> Vec<String> {
         .collect();
     for line in &lines {
         let trimmed = line.trim_start();
-        if trimmed.contains("leaked at exit") || trimmed.contains("still in use at exit") || trimmed.starts_with("Leaked instance") {
+        if trimmed.contains("will become a hard error") || trimmed.contains("shadows a method of the base class") {
+            problems.push(format!("registration warning from the extension: {trimmed}"));
+        } else if trimmed.contains("leaked at exit") || trimmed.contains("still in use at exit") || trimmed.starts_with("Leaked instance") {
             problems.push(format!("leak: {trimmed}"));
         } else if trimmed.starts_with("ERROR:") || trimmed.starts_with("SCRIPT ERROR:") {
             match expected.iter_mut().find(|(fragment, _)| trimmed.contains(fragment.as_str())) {

@@ -149,24 +149,28 @@ func test_bad_close_calls_are_refused() -> void:
 
 
 func test_disconnect_peer_closes_cleanly_or_drops_at_once() -> void:
-	var port := start_server()
+	var first_id := await start_pair()
+	if first_id < 0:
+		return
 	var second := WebSocketClient.new()
 	var second_events := []
 	second.connection_closed.connect(func(clean): second_events.append(clean))
-	start_client("ws://127.0.0.1:%d/" % port)
-	second.connect_to_url("ws://127.0.0.1:%d/" % port)
-	if not await until(func(): return count_events(server_events, "client_connected") == 2, [server, client, second], 5.0, "two clients"):
+	second.connect_to_url("ws://127.0.0.1:%d/" % server.get_local_port())
+	if not await until(func(): return count_events(server_events, "client_connected") == 2, [server, client, second], 5.0, "second client"):
 		return
-	var first_id: int = server_events.filter(func(e): return e[0] == "client_connected")[0][1]
 	var second_id: int = server_events.filter(func(e): return e[0] == "client_connected")[1][1]
 	# The engine's MultiplayerPeer.disconnect_peer(peer, force): a clean 1000 close by default...
 	server.disconnect_peer(first_id)
-	# ...and with force the connection is dropped at once, no close handshake.
+	# ...and with force the peer is dropped at once, with no close handshake and no signal.
 	server.disconnect_peer(second_id, true)
-	await until(func(): return count_events(server_events, "client_disconnected") == 2 and client_events.size() > 1 and second_events.size() == 1,
+	check(not server.has_peer(second_id), "a forced disconnect forgets the peer at once")
+	await until(func(): return has_event(server_events, "client_disconnected") and has_event(client_events, "connection_closed") and second_events.size() == 1,
 		[server, client, second], 5.0, "both disconnected")
+	await pump([server, client, second], 0.3)
 	check(server_events.has(["client_disconnected", first_id, true]), "non-forced disconnect is clean")
-	check(server_events.has(["client_disconnected", second_id, false]), "forced disconnect is not clean")
+	check(server_events.has(["peer_disconnected", first_id]), "peer_disconnected for the non-forced one")
+	check(not server_events.any(func(e): return e.size() > 1 and e[1] == second_id and e[0].ends_with("disconnected")),
+		"no disconnect signal for the forced one: %s" % [server_events])
 	check(client_events.has(["server_close_request", 1000, ""]), "close code 1000 reached the first client")
 	check(client_events.has(["connection_closed", true]), "first client closed cleanly")
 	check_eq(second_events, [false], "second client lost its connection")

@@ -1,13 +1,15 @@
 //! The client as the game thread sees it: connect to a URL, poll for events, talk to peer 1.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tungstenite::client::IntoClientRequest;
 use tungstenite::http::{HeaderName, HeaderValue, Uri};
 
 use crate::peer::{PeerHandle, PeerShared};
 use crate::reactor::{ReactorEvent, ReactorHandle, Start};
-use crate::{ConnectionConfig, Error, SERVER_PEER_ID};
+use crate::multiplayer;
+use crate::{ConnectionConfig, Error, PeerId, SERVER_PEER_ID};
 
 /// Something that happened on the client since the last `poll()`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +49,16 @@ pub struct Client {
     reactor: Option<ReactorHandle>,
     peer: Option<PeerHandle>,
     target: Option<(String, u16)>,
+    /// Multiplayer mode (set by `connect`'s config).
+    multiplayer: bool,
+    /// Multiplayer mode: the id the server assigned (None until its id message arrives).
+    unique_id: Option<PeerId>,
+    /// Multiplayer mode: the socket is open but the id has not arrived yet; the sub-protocol to
+    /// report once it does, and when to give up.
+    awaiting_id: Option<(String, Instant)>,
+    /// Whether `ConnectionEstablished` was reported for the current connection.
+    established: bool,
+    handshake_timeout: Duration,
 }
 
 impl Client {
@@ -100,6 +112,11 @@ impl Client {
         self.peer = Some(PeerHandle::new(SERVER_PEER_ID, shared, reactor.commands.clone(), &peer_config, url.to_string()));
         self.reactor = Some(reactor);
         self.target = Some((host, port));
+        self.multiplayer = peer_config.multiplayer;
+        self.unique_id = None;
+        self.awaiting_id = None;
+        self.established = false;
+        self.handshake_timeout = peer_config.handshake_timeout;
         Ok(())
     }
 
@@ -119,11 +136,36 @@ impl Client {
                 ReactorEvent::Opened { info, .. } => {
                     let protocol = info.protocol.clone();
                     peer.mark_open(info);
-                    out.push(ClientEvent::ConnectionEstablished { protocol });
+                    if self.multiplayer {
+                        // Connected only once the server has said which id we have.
+                        self.awaiting_id = Some((protocol, Instant::now() + self.handshake_timeout));
+                    } else {
+                        self.established = true;
+                        out.push(ClientEvent::ConnectionEstablished { protocol });
+                    }
                 }
                 ReactorEvent::Packet { packet, .. } => {
                     peer.push_inbound(packet);
-                    out.push(ClientEvent::DataReceived);
+                    if let Some((protocol, _)) = self.awaiting_id.take() {
+                        // The id message goes through the queue so its room is freed as usual.
+                        let id_message = peer.recv().map(|p| p.data).unwrap_or_default();
+                        match multiplayer::parse_id_message(&id_message) {
+                            Ok(id) => {
+                                self.unique_id = Some(id);
+                                self.established = true;
+                                out.push(ClientEvent::ConnectionEstablished { protocol });
+                            }
+                            Err(err) => {
+                                let _ = peer.close(-1, "");
+                                peer.mark_closed(false, -1, "");
+                                out.push(ClientEvent::ConnectionError { reason: err.to_string() });
+                                ended = true;
+                                break;
+                            }
+                        }
+                    } else {
+                        out.push(ClientEvent::DataReceived);
+                    }
                 }
                 ReactorEvent::CloseRequested { code, reason, .. } => {
                     peer.mark_close_requested(code, &reason);
@@ -131,7 +173,12 @@ impl Client {
                 }
                 ReactorEvent::Closed { clean, code, reason, error, .. } => {
                     peer.mark_closed(clean, code, &reason);
-                    out.push(ClientEvent::ConnectionClosed { was_clean: clean, error });
+                    if self.established {
+                        out.push(ClientEvent::ConnectionClosed { was_clean: clean, error });
+                    } else {
+                        let reason = format!("the connection closed before the server sent a multiplayer id (code {code})");
+                        out.push(ClientEvent::ConnectionError { reason });
+                    }
                     ended = true;
                 }
                 ReactorEvent::ConnectFailed { reason, .. } => {
@@ -143,13 +190,50 @@ impl Client {
                 ReactorEvent::HandshakeFailed { .. } => {}
             }
         }
+        if let Some((_, deadline)) = &self.awaiting_id {
+            if !ended && Instant::now() >= *deadline {
+                let _ = peer.close(-1, "");
+                peer.mark_closed(false, -1, "");
+                let timeout = self.handshake_timeout;
+                out.push(ClientEvent::ConnectionError {
+                    reason: format!("the server sent no multiplayer id within {timeout:?} (is it a Godot multiplayer server?)"),
+                });
+                ended = true;
+            }
+        }
         if ended {
+            self.awaiting_id = None;
+            self.established = false;
             // The connection is over: end its I/O thread. The peer stays readable until the next
             // connect, so packets that arrived before the close can still be taken.
             if let Some(mut reactor) = self.reactor.take() {
                 reactor.shutdown();
             }
         }
+    }
+
+    /// Whether the connection is open and, in multiplayer mode, the server has sent our id.
+    pub fn is_established(&self) -> bool {
+        self.established
+    }
+
+    /// Multiplayer mode: the id the server assigned us, once it has arrived.
+    pub fn unique_id(&self) -> Option<PeerId> {
+        self.unique_id
+    }
+
+    /// Ends the connection at once: a 1001 close frame is sent (best effort), the socket closed,
+    /// and no further event is reported for it.
+    pub fn close_now(&mut self) {
+        if let Some(mut reactor) = self.reactor.take() {
+            reactor.shutdown();
+        }
+        if let Some(peer) = &self.peer {
+            peer.mark_closed(false, -1, "");
+        }
+        self.awaiting_id = None;
+        self.established = false;
+        self.unique_id = None;
     }
 
     /// Whether a connection is being made or is open.

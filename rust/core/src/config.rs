@@ -69,6 +69,9 @@ pub struct ConnectionConfig {
     /// Ping every this often; a peer that has not answered by the next ping is dropped.
     /// `None` sends no pings.
     pub heartbeat_interval: Option<Duration>,
+    /// Godot multiplayer mode: the server sends each client its id when it opens, a client waits
+    /// for that id before it counts as connected (see [`crate::multiplayer`]).
+    pub multiplayer: bool,
 }
 
 impl Default for ConnectionConfig {
@@ -81,6 +84,7 @@ impl Default for ConnectionConfig {
             extra_headers: Vec::new(),
             no_delay: true,
             heartbeat_interval: None,
+            multiplayer: false,
         }
     }
 }

@@ -36,6 +36,8 @@ pub enum Error {
         /// Which limit was reached, e.g. `outbound_buffer_size = 65535 bytes`.
         limit: String,
     },
+    /// The other side broke a protocol rule (the text says which).
+    Protocol(String),
     /// A feature this build does not support yet (the text says which).
     Unsupported(String),
     /// An operating-system level failure (socket, thread).
@@ -59,6 +61,7 @@ impl fmt::Display for Error {
                 f,
                 "outbound queue of peer {peer} is full ({limit}); the packet was not sent, poll() and try again"
             ),
+            Error::Protocol(what) => write!(f, "protocol error: {what}"),
             Error::Unsupported(what) => write!(f, "not supported: {what}"),
             Error::Io(err) => write!(f, "I/O error: {err}"),
         }

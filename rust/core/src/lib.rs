@@ -8,6 +8,7 @@
 mod client;
 mod config;
 mod error;
+pub mod multiplayer;
 mod peer;
 mod reactor;
 mod server;

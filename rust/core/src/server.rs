@@ -1,9 +1,10 @@
 //! The server as the game thread sees it: listen, poll for events, look up peers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
-use crate::peer::PeerHandle;
+use crate::multiplayer;
+use crate::peer::{Packet, PeerHandle};
 use crate::reactor::{Command, ReactorEvent, ReactorHandle, Start};
 use crate::{ConnectionConfig, Error, PeerId};
 
@@ -19,7 +20,8 @@ pub enum ServerEvent {
         /// The path and query it asked for.
         resource_name: String,
     },
-    /// A packet from this client is waiting in its queue.
+    /// A packet from this client is waiting in its queue (raw mode only; in multiplayer mode
+    /// packets are taken in arrival order with [`Server::take_packet`]).
     DataReceived {
         /// The client.
         id: PeerId,
@@ -59,6 +61,11 @@ pub struct Server {
     config: ConnectionConfig,
     peers: HashMap<PeerId, PeerHandle>,
     refuse_new: bool,
+    /// Multiplayer mode: which peer each waiting packet came from, in arrival order.
+    packet_order: VecDeque<(PeerId, PeerHandle)>,
+    /// Multiplayer mode: peers that are gone but still have packets waiting; their
+    /// `ClientDisconnected` is reported once those packets have been taken.
+    deferred_disconnects: Vec<(PeerHandle, ServerEvent)>,
 }
 
 impl Server {
@@ -107,6 +114,8 @@ impl Server {
             peer.mark_closed(false, -1, "");
         }
         self.peers.clear();
+        self.packet_order.clear();
+        self.deferred_disconnects.clear();
         self.local_addr = None;
     }
 
@@ -137,19 +146,43 @@ impl Server {
     /// Costs in proportion to what happened, not to how many peers are connected.
     pub fn poll(&mut self, out: &mut Vec<ServerEvent>) {
         let Some(reactor) = &self.reactor else { return };
+        let multiplayer = self.config.multiplayer;
+        // Disconnects held back until their peers' last packets were taken (multiplayer mode).
+        if !self.deferred_disconnects.is_empty() {
+            let (ready, waiting): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.deferred_disconnects).into_iter().partition(|(peer, _)| peer.available_packets() == 0);
+            self.deferred_disconnects = waiting;
+            out.extend(ready.into_iter().map(|(_, event)| event));
+        }
         while let Ok(event) = reactor.events.try_recv() {
             match event {
                 ReactorEvent::Opened { id, shared, info } => {
                     let peer = PeerHandle::new(id, shared, reactor.commands.clone(), &self.config, String::new());
                     let (protocol, resource_name) = (info.protocol.clone(), info.resource_name.clone());
                     peer.mark_open(info);
+                    if multiplayer {
+                        // The first message a multiplayer client gets is its id; the queue is
+                        // empty, so it always fits.
+                        if let Err(err) = peer.send(multiplayer::id_message(id)) {
+                            let _ = peer.close(-1, "");
+                            out.push(ServerEvent::HandshakeFailed {
+                                remote: peer.remote_addr().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+                                reason: format!("could not send the multiplayer id: {err}"),
+                            });
+                            continue;
+                        }
+                    }
                     self.peers.insert(id, peer);
                     out.push(ServerEvent::ClientConnected { id, protocol, resource_name });
                 }
                 ReactorEvent::Packet { id, packet } => {
                     if let Some(peer) = self.peers.get(&id) {
                         peer.push_inbound(packet);
-                        out.push(ServerEvent::DataReceived { id });
+                        if multiplayer {
+                            self.packet_order.push_back((id, peer.clone()));
+                        } else {
+                            out.push(ServerEvent::DataReceived { id });
+                        }
                     }
                 }
                 ReactorEvent::CloseRequested { id, code, reason } => {
@@ -161,7 +194,12 @@ impl Server {
                 ReactorEvent::Closed { id, clean, code, reason, error } => {
                     if let Some(peer) = self.peers.remove(&id) {
                         peer.mark_closed(clean, code, &reason);
-                        out.push(ServerEvent::ClientDisconnected { id, was_clean: clean, error });
+                        let event = ServerEvent::ClientDisconnected { id, was_clean: clean, error };
+                        if multiplayer && peer.available_packets() > 0 {
+                            self.deferred_disconnects.push((peer, event));
+                        } else {
+                            out.push(event);
+                        }
                     }
                 }
                 ReactorEvent::HandshakeFailed { remote, reason } => {
@@ -171,6 +209,58 @@ impl Server {
                 ReactorEvent::ConnectFailed { .. } => {}
             }
         }
+    }
+
+    /// Drops a peer at once, without a close handshake and without a `ClientDisconnected` event
+    /// (MultiplayerPeer's `disconnect_peer(id, force = true)`). Its waiting packets go with it.
+    pub fn drop_peer(&mut self, id: PeerId) -> Result<(), Error> {
+        let peer = self.peer(id)?.clone();
+        peer.close(-1, "")?;
+        peer.mark_closed(false, -1, "");
+        self.peers.remove(&id);
+        self.packet_order.retain(|(from, _)| *from != id);
+        Ok(())
+    }
+
+    /// Multiplayer mode: packets waiting, from every peer.
+    pub fn queued_packets(&self) -> usize {
+        self.packet_order.len()
+    }
+
+    /// Multiplayer mode: the peer the next packet came from.
+    pub fn next_packet_peer(&self) -> Option<PeerId> {
+        self.packet_order.front().map(|(id, _)| *id)
+    }
+
+    /// Multiplayer mode: takes the oldest packet of any peer, with the peer it came from.
+    pub fn take_packet(&mut self) -> Option<(PeerId, Packet)> {
+        while let Some((id, peer)) = self.packet_order.pop_front() {
+            if let Some(packet) = peer.recv() {
+                return Some((id, packet));
+            }
+        }
+        None
+    }
+
+    /// Multiplayer mode: queues `packet` for the peers MultiplayerPeer's `target` names (0: all,
+    /// positive: that peer, negative: all but that one). Every reachable peer gets it; the first
+    /// error (unknown peer, full queue) is returned.
+    pub fn send_to(&self, target: PeerId, packet: Packet) -> Result<(), Error> {
+        if self.reactor.is_none() {
+            return Err(Error::NotActive);
+        }
+        let mut first_error = None;
+        for id in multiplayer::targets(target, self.peers.keys().copied()) {
+            if self.deferred_disconnects.iter().any(|(peer, _)| peer.id() == id) {
+                // Gone; its disconnect is reported once the game has taken its last packets.
+                continue;
+            }
+            let result = self.peer(id).and_then(|peer| peer.send(packet.clone()));
+            if let Err(err) = result {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The connected peer with this id.

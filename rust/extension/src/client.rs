@@ -3,12 +3,13 @@
 use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode};
 use godot::classes::{IMultiplayerPeerExtension, MultiplayerPeerExtension};
 use godot::global::Error as GodotError;
+use godot::meta::conv::RawPtr;
 use godot::prelude::*;
-use websocket_rs_core::{Client, ClientEvent, ReadyState, SERVER_PEER_ID};
+use websocket_rs_core::{Bytes, Client, ClientEvent, Error, Packet, SERVER_PEER_ID};
 
 use crate::connection::WebSocketConnection;
 use crate::errors;
-use crate::settings::{self, ConnectionProperties};
+use crate::settings::{self, ConnectionProperties, OptionalTls};
 
 /// A WebSocket client. `connect_to_url()`, then `poll()` every frame; talk to the server through
 /// `get_peer(1)`.
@@ -44,6 +45,10 @@ pub(crate) struct WebSocketClient {
     heartbeat_interval: f64,
     /// The connection object for the server (peer 1), made on first `get_peer(1)`.
     connection: Option<Gd<WebSocketConnection>>,
+    /// Whether the current connection is in Godot multiplayer mode (`gd_mp_api`, `create_client`).
+    multiplayer: bool,
+    /// The packet handed out by the last multiplayer `get_packet`; Godot reads it until the next.
+    last_packet: Bytes,
     transfer_channel: i32,
     transfer_mode: TransferMode,
     target_peer: i32,
@@ -69,7 +74,8 @@ impl WebSocketClient {
     fn server_close_request(code: i64, reason: GString);
 
     /// Starts connecting to `url` (`ws://host:port/path`), offering `protocols` and sending the
-    /// `custom_headers` (`"Name: value"`) with the handshake.
+    /// `custom_headers` (`"Name: value"`) with the handshake. `gd_mp_api` turns on Godot
+    /// multiplayer mode.
     #[func]
     fn connect_to_url(
         &mut self,
@@ -78,21 +84,32 @@ impl WebSocketClient {
         #[opt(default = false)] gd_mp_api: bool,
         #[opt(default = &PackedStringArray::new())] custom_headers: PackedStringArray,
     ) -> GodotError {
-        if gd_mp_api {
-            return errors::report(
-                "connect_to_url",
-                &websocket_rs_core::Error::Unsupported("multiplayer mode (gd_mp_api = true) is not in this build yet".into()),
-            );
+        self.start("connect_to_url", &url, &protocols, &custom_headers, gd_mp_api)
+    }
+
+    /// Godot 4's entry point: connects to `url` in multiplayer mode, for use as
+    /// `multiplayer.multiplayer_peer`. `tls_client_options` must be null in this build.
+    #[func]
+    fn create_client(&mut self, url: GString, #[opt(default = OptionalTls(None))] tls_client_options: OptionalTls) -> GodotError {
+        if tls_client_options.0.is_some() {
+            return errors::report("create_client", &Error::Unsupported("TLS (tls_client_options) is not in this build yet; pass null".into()));
         }
-        let config = match self.connection_properties().to_config(&protocols, &custom_headers) {
+        self.start("create_client", &url, &PackedStringArray::new(), &PackedStringArray::new(), true)
+    }
+
+    fn start(&mut self, context: &str, url: &GString, protocols: &PackedStringArray, headers: &PackedStringArray, multiplayer: bool) -> GodotError {
+        let mut properties = self.connection_properties();
+        properties.multiplayer = multiplayer;
+        let config = match properties.to_config(protocols, headers) {
             Ok(config) => config,
-            Err(err) => return errors::report("connect_to_url", &err),
+            Err(err) => return errors::report(context, &err),
         };
         let result = self.core.connect(&url.to_string(), config);
         if result.is_ok() {
             self.connection = None;
+            self.multiplayer = multiplayer;
         }
-        errors::to_godot("connect_to_url", result)
+        errors::to_godot(context, result)
     }
 
     /// Starts the close handshake with `code` and `reason`; keep polling until
@@ -187,6 +204,7 @@ impl WebSocketClient {
             max_message_size: self.max_message_size,
             heartbeat_interval: self.heartbeat_interval,
             no_delay: true,
+            multiplayer: false,
         }
     }
 
@@ -196,6 +214,8 @@ impl WebSocketClient {
                 self.signals().connection_established().emit(&GString::from(&protocol));
                 self.signals().peer_connected().emit(i64::from(SERVER_PEER_ID));
             }
+            // In multiplayer mode the packets are SceneMultiplayer's, taken through get_packet.
+            ClientEvent::DataReceived if self.multiplayer => {}
             ClientEvent::DataReceived => self.signals().data_received().emit(),
             ClientEvent::CloseRequested { code, reason } => {
                 self.signals().server_close_request().emit(i64::from(code), &GString::from(&reason));
@@ -232,6 +252,8 @@ impl IMultiplayerPeerExtension for WebSocketClient {
             max_message_size: 64 << 20,
             heartbeat_interval: 0.0,
             connection: None,
+            multiplayer: false,
+            last_packet: Bytes::new(),
             transfer_channel: 0,
             transfer_mode: TransferMode::RELIABLE,
             target_peer: 0,
@@ -248,10 +270,10 @@ impl IMultiplayerPeerExtension for WebSocketClient {
         }
     }
 
+    /// Ends the connection at once (MultiplayerPeer's `close`): the server gets a 1001 close
+    /// frame and the status is DISCONNECTED on return.
     fn close(&mut self) {
-        if self.core.is_active() {
-            errors::to_godot("close", self.core.disconnect(1000, ""));
-        }
+        self.core.close_now();
     }
 
     fn disconnect_peer(&mut self, peer: i32, force: bool) {
@@ -263,13 +285,52 @@ impl IMultiplayerPeerExtension for WebSocketClient {
         errors::to_godot("disconnect_peer", self.core.disconnect(code, ""));
     }
 
-    // Raw mode: packets are read and written on `get_peer(1)`, not here.
+    unsafe fn get_packet_rawptr(
+        &mut self,
+        r_buffer: RawPtr<*mut RawPtr<*const u8>>,
+        r_buffer_size: RawPtr<*mut i32>,
+    ) -> GodotError {
+        if !self.multiplayer {
+            return errors::report("get_packet", &crate::server::raw_mode_error());
+        }
+        let Some(packet) = self.core.peer().and_then(|peer| peer.recv()) else {
+            return errors::report("get_packet", &Error::InvalidArgument("no packet is available".into()));
+        };
+        self.last_packet = packet.data;
+        let size = i32::try_from(self.last_packet.len()).unwrap_or(i32::MAX);
+        // SAFETY: Godot passes valid out-pointers; `last_packet` stays alive until the next call.
+        unsafe {
+            *r_buffer.ptr() = RawPtr::new(self.last_packet.as_ptr());
+            *r_buffer_size.ptr() = size;
+        }
+        GodotError::OK
+    }
+
+    unsafe fn put_packet_rawptr(&mut self, p_buffer: RawPtr<*const u8>, p_buffer_size: i32) -> GodotError {
+        if !self.multiplayer {
+            return errors::report("put_packet", &crate::server::raw_mode_error());
+        }
+        // SAFETY: Godot guarantees `p_buffer` points at `p_buffer_size` readable bytes.
+        let data = match unsafe { crate::connection::copy_packet(p_buffer, p_buffer_size) } {
+            Ok(data) => data,
+            Err(err) => return errors::report("put_packet", &err),
+        };
+        let result = match self.core.peer() {
+            Some(peer) if self.core.is_established() => peer.send(Packet { data, is_text: false }),
+            _ => Err(Error::NotActive),
+        };
+        errors::to_godot("put_packet", result)
+    }
+
     fn get_available_packet_count(&self) -> i32 {
-        0
+        if !self.multiplayer {
+            return 0;
+        }
+        self.core.peer().map_or(0, |peer| i32::try_from(peer.available_packets()).unwrap_or(i32::MAX))
     }
 
     fn get_max_packet_size(&self) -> i32 {
-        i32::MAX
+        i32::try_from(self.max_message_size).unwrap_or(i32::MAX)
     }
 
     fn get_packet_channel(&self) -> i32 {
@@ -301,7 +362,11 @@ impl IMultiplayerPeerExtension for WebSocketClient {
     }
 
     fn get_packet_peer(&self) -> i32 {
-        0
+        SERVER_PEER_ID
+    }
+
+    fn is_server_relay_supported(&self) -> bool {
+        true
     }
 
     fn is_server(&self) -> bool {
@@ -309,14 +374,17 @@ impl IMultiplayerPeerExtension for WebSocketClient {
     }
 
     fn get_unique_id(&self) -> i32 {
-        0
+        self.core.unique_id().unwrap_or(0)
     }
 
+    /// CONNECTING until the handshake (and, in multiplayer mode, the id message) is done.
     fn get_connection_status(&self) -> ConnectionStatus {
-        match self.core.peer().map(|p| p.ready_state()) {
-            Some(ReadyState::Connecting) if self.core.is_active() => ConnectionStatus::CONNECTING,
-            Some(ReadyState::Open) | Some(ReadyState::Closing) if self.core.is_active() => ConnectionStatus::CONNECTED,
-            _ => ConnectionStatus::DISCONNECTED,
+        if !self.core.is_active() {
+            ConnectionStatus::DISCONNECTED
+        } else if self.core.is_established() {
+            ConnectionStatus::CONNECTED
+        } else {
+            ConnectionStatus::CONNECTING
         }
     }
 }

@@ -228,16 +228,11 @@ impl IPacketPeerExtension for WebSocketConnection {
     }
 
     unsafe fn put_packet_rawptr(&mut self, p_buffer: RawPtr<*const u8>, p_buffer_size: i32) -> GodotError {
-        let Ok(len) = usize::try_from(p_buffer_size) else {
-            return errors::report("put_packet", &Error::InvalidArgument(format!("negative packet size {p_buffer_size}")));
-        };
-        let data = if len == 0 || p_buffer.ptr().is_null() {
-            Bytes::new()
-        } else {
-            // SAFETY: Godot guarantees `p_buffer` points at `p_buffer_size` readable bytes.
-            Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(p_buffer.ptr(), len) })
-        };
-        self.queue("put_packet", data, self.write_mode == Self::WRITE_MODE_TEXT)
+        // SAFETY: Godot guarantees `p_buffer` points at `p_buffer_size` readable bytes.
+        match unsafe { copy_packet(p_buffer, p_buffer_size) } {
+            Ok(data) => self.queue("put_packet", data, self.write_mode == Self::WRITE_MODE_TEXT),
+            Err(err) => errors::report("put_packet", &err),
+        }
     }
 
     fn get_available_packet_count(&self) -> i32 {
@@ -247,4 +242,18 @@ impl IPacketPeerExtension for WebSocketConnection {
     fn get_max_packet_size(&self) -> i32 {
         i32::MAX
     }
+}
+
+/// Copies the packet Godot hands to a `put_packet` virtual (the one copy on the way out: the
+/// I/O thread owns it from here).
+///
+/// # Safety
+/// `buffer` must point at `size` readable bytes (or `size` be 0).
+pub(crate) unsafe fn copy_packet(buffer: RawPtr<*const u8>, size: i32) -> Result<Bytes, Error> {
+    let len = usize::try_from(size).map_err(|_| Error::InvalidArgument(format!("negative packet size {size}")))?;
+    if len == 0 || buffer.ptr().is_null() {
+        return Ok(Bytes::new());
+    }
+    // SAFETY: the caller guarantees `len` readable bytes at `buffer`.
+    Ok(Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(buffer.ptr(), len) }))
 }

@@ -13,6 +13,7 @@ pub(crate) fn godot_code(err: &Error) -> GodotError {
         Error::UnknownPeer(_) => GodotError::ERR_DOES_NOT_EXIST,
         Error::PeerNotOpen(_) | Error::Unsupported(_) => GodotError::ERR_UNAVAILABLE,
         Error::OutboundFull { .. } => GodotError::ERR_OUT_OF_MEMORY,
+        Error::Protocol(_) => GodotError::ERR_INVALID_DATA,
         Error::Io(_) => GodotError::ERR_CANT_CREATE,
     }
 }

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode};
 use godot::classes::{IMultiplayerPeerExtension, MultiplayerPeerExtension};
 use godot::global::Error as GodotError;
+use godot::meta::conv::RawPtr;
 use godot::prelude::*;
-use websocket_rs_core::{PeerId, Server, ServerEvent};
+use websocket_rs_core::{Bytes, Error, Packet, PeerId, Server, ServerEvent};
 
 use crate::connection::WebSocketConnection;
 use crate::errors;
-use crate::settings::{self, ConnectionProperties};
+use crate::settings::{self, ConnectionProperties, OptionalTls};
 
 /// A WebSocket server. `listen()`, then `poll()` every frame; clients arrive through signals and
 /// are reached with `get_peer(id)`.
@@ -49,6 +50,10 @@ pub(crate) struct WebSocketServer {
     heartbeat_interval: f64,
     /// Connection objects handed out by `get_peer`, so the same id gives the same object.
     connections: HashMap<PeerId, Gd<WebSocketConnection>>,
+    /// Whether the running server is in Godot multiplayer mode (`gd_mp_api` or `create_server`).
+    multiplayer: bool,
+    /// The packet handed out by the last multiplayer `get_packet`; Godot reads it until the next.
+    last_packet: Bytes,
     transfer_channel: i32,
     transfer_mode: TransferMode,
     target_peer: i32,
@@ -70,8 +75,8 @@ impl WebSocketServer {
     #[signal]
     fn data_received(id: i64);
 
-    /// Starts listening on `port` on every interface. `protocols` are the supported
-    /// sub-protocols.
+    /// Starts listening on `port` (on `bind_ip`). `protocols` are the supported sub-protocols
+    /// (else `supported_protocols`); `gd_mp_api` turns on Godot multiplayer mode.
     #[func]
     fn listen(
         &mut self,
@@ -79,18 +84,38 @@ impl WebSocketServer {
         #[opt(default = &PackedStringArray::new())] protocols: PackedStringArray,
         #[opt(default = false)] gd_mp_api: bool,
     ) -> GodotError {
-        if gd_mp_api {
-            return errors::report(
-                "listen",
-                &websocket_rs_core::Error::Unsupported("multiplayer mode (gd_mp_api = true) is not in this build yet".into()),
-            );
-        }
-        let config = match self.connection_properties().to_config(&protocols, &PackedStringArray::new()) {
-            Ok(config) => config,
-            Err(err) => return errors::report("listen", &err),
-        };
         let bind_ip = self.bind_ip.to_string();
-        errors::to_godot("listen", self.core.listen(&bind_ip, port, config))
+        self.start("listen", port, &bind_ip, &protocols, gd_mp_api)
+    }
+
+    /// Godot 4's entry point: listens on `port` and `bind_address` in multiplayer mode, for use as
+    /// `multiplayer.multiplayer_peer`. `tls_server_options` must be null in this build.
+    #[func]
+    fn create_server(
+        &mut self,
+        port: i64,
+        #[opt(default = "*")] bind_address: GString,
+        #[opt(default = OptionalTls(None))] tls_server_options: OptionalTls,
+    ) -> GodotError {
+        if tls_server_options.0.is_some() {
+            return errors::report("create_server", &Error::Unsupported("TLS (tls_server_options) is not in this build yet; pass null".into()));
+        }
+        self.start("create_server", port, &bind_address.to_string(), &PackedStringArray::new(), true)
+    }
+
+    fn start(&mut self, context: &str, port: i64, bind_ip: &str, protocols: &PackedStringArray, multiplayer: bool) -> GodotError {
+        let mut properties = self.connection_properties();
+        properties.multiplayer = multiplayer;
+        let config = match properties.to_config(protocols, &PackedStringArray::new()) {
+            Ok(config) => config,
+            Err(err) => return errors::report(context, &err),
+        };
+        let result = self.core.listen(bind_ip, port, config);
+        if result.is_ok() {
+            self.multiplayer = multiplayer;
+            self.connections.clear();
+        }
+        errors::to_godot(context, result)
     }
 
     /// Extra headers (`"Name: value"`) for every handshake response (same as `handshake_headers`).
@@ -200,6 +225,7 @@ impl WebSocketServer {
             max_message_size: self.max_message_size,
             heartbeat_interval: self.heartbeat_interval,
             no_delay: true,
+            multiplayer: false,
         }
     }
 
@@ -223,6 +249,7 @@ impl WebSocketServer {
                 self.signals().client_connected().emit(i64::from(id), &GString::from(&protocol), &GString::from(&resource_name));
                 self.signals().peer_connected().emit(i64::from(id));
             }
+            // Only raw mode reports messages this way; multiplayer packets go to SceneMultiplayer.
             ServerEvent::DataReceived { id } => self.signals().data_received().emit(i64::from(id)),
             ServerEvent::CloseRequested { id, code, reason } => {
                 self.signals().client_close_request().emit(i64::from(id), i64::from(code), &GString::from(&reason));
@@ -259,6 +286,8 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             max_message_size: 64 << 20,
             heartbeat_interval: 0.0,
             connections: HashMap::new(),
+            multiplayer: false,
+            last_packet: Bytes::new(),
             transfer_channel: 0,
             transfer_mode: TransferMode::RELIABLE,
             target_peer: 0,
@@ -279,20 +308,56 @@ impl IMultiplayerPeerExtension for WebSocketServer {
         self.stop();
     }
 
+    /// Closes the peer with 1000 (its disconnect signals follow), or with `force` drops it at once
+    /// and emits no signal for it, as MultiplayerPeer documents.
     fn disconnect_peer(&mut self, peer: i32, force: bool) {
-        if let Some(handle) = self.core_peer("disconnect_peer", i64::from(peer)) {
-            let result = if force { handle.close(-1, "") } else { handle.close(1000, "") };
-            errors::to_godot("disconnect_peer", result);
+        if force {
+            errors::to_godot("disconnect_peer", self.core.drop_peer(peer));
+            self.connections.remove(&peer);
+        } else if let Some(handle) = self.core_peer("disconnect_peer", i64::from(peer)) {
+            errors::to_godot("disconnect_peer", handle.close(1000, ""));
         }
     }
 
-    // Raw mode: packets are read and written on the connections from `get_peer`, not here.
+    unsafe fn get_packet_rawptr(
+        &mut self,
+        r_buffer: RawPtr<*mut RawPtr<*const u8>>,
+        r_buffer_size: RawPtr<*mut i32>,
+    ) -> GodotError {
+        if !self.multiplayer {
+            return errors::report("get_packet", &raw_mode_error());
+        }
+        let Some((_, packet)) = self.core.take_packet() else {
+            return errors::report("get_packet", &Error::InvalidArgument("no packet is available".into()));
+        };
+        self.last_packet = packet.data;
+        let size = i32::try_from(self.last_packet.len()).unwrap_or(i32::MAX);
+        // SAFETY: Godot passes valid out-pointers; `last_packet` stays alive until the next call.
+        unsafe {
+            *r_buffer.ptr() = RawPtr::new(self.last_packet.as_ptr());
+            *r_buffer_size.ptr() = size;
+        }
+        GodotError::OK
+    }
+
+    unsafe fn put_packet_rawptr(&mut self, p_buffer: RawPtr<*const u8>, p_buffer_size: i32) -> GodotError {
+        if !self.multiplayer {
+            return errors::report("put_packet", &raw_mode_error());
+        }
+        // SAFETY: Godot guarantees `p_buffer` points at `p_buffer_size` readable bytes.
+        let data = match unsafe { crate::connection::copy_packet(p_buffer, p_buffer_size) } {
+            Ok(data) => data,
+            Err(err) => return errors::report("put_packet", &err),
+        };
+        errors::to_godot("put_packet", self.core.send_to(self.target_peer, Packet { data, is_text: false }))
+    }
+
     fn get_available_packet_count(&self) -> i32 {
-        0
+        i32::try_from(self.core.queued_packets()).unwrap_or(i32::MAX)
     }
 
     fn get_max_packet_size(&self) -> i32 {
-        i32::MAX
+        i32::try_from(self.max_message_size).unwrap_or(i32::MAX)
     }
 
     fn get_packet_channel(&self) -> i32 {
@@ -324,7 +389,11 @@ impl IMultiplayerPeerExtension for WebSocketServer {
     }
 
     fn get_packet_peer(&self) -> i32 {
-        0
+        self.core.next_packet_peer().unwrap_or(0)
+    }
+
+    fn is_server_relay_supported(&self) -> bool {
+        true
     }
 
     fn is_server(&self) -> bool {
@@ -350,4 +419,11 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             ConnectionStatus::DISCONNECTED
         }
     }
+}
+
+/// The error for multiplayer packet calls on a server or client in raw mode.
+pub(crate) fn raw_mode_error() -> Error {
+    Error::Unsupported(
+        "this peer is in raw mode: use get_peer(id).put_packet/get_packet, or start it with gd_mp_api = true (create_server / create_client) to use it as multiplayer_peer".into(),
+    )
 }

@@ -19,6 +19,8 @@ pub(crate) struct ConnectionProperties<'a> {
     pub(crate) max_message_size: i64,
     pub(crate) heartbeat_interval: f64,
     pub(crate) no_delay: bool,
+    /// Godot multiplayer mode (`gd_mp_api`, `create_server`, `create_client`).
+    pub(crate) multiplayer: bool,
 }
 
 impl ConnectionProperties<'_> {
@@ -42,6 +44,7 @@ impl ConnectionProperties<'_> {
             extra_headers: parse_header_lines(&header_lines)?,
             heartbeat_interval: seconds("heartbeat_interval", self.heartbeat_interval, true)?,
             no_delay: self.no_delay,
+            multiplayer: self.multiplayer,
             ..ConnectionConfig::default()
         };
         config.validate()?;
@@ -89,3 +92,33 @@ pub(crate) fn godot3_buffers(
         output_max_packets,
     ))
 }
+
+/// The optional `TLSOptions` argument of `create_server` / `create_client`. A newtype only so that
+/// it can default to null (gdext allows defaults for immutable types alone; null is immutable).
+#[derive(Clone, Debug)]
+pub(crate) struct OptionalTls(pub(crate) Option<Gd<godot::classes::TlsOptions>>);
+
+impl godot::meta::GodotConvert for OptionalTls {
+    type Via = Option<Gd<godot::classes::TlsOptions>>;
+
+    fn godot_shape() -> godot::meta::shape::GodotShape {
+        <Option<Gd<godot::classes::TlsOptions>> as godot::meta::GodotConvert>::godot_shape()
+    }
+}
+
+impl godot::meta::ToGodot for OptionalTls {
+    type Pass = godot::meta::conv::ByValue;
+
+    fn to_godot(&self) -> Self::Via {
+        self.0.clone()
+    }
+}
+
+impl godot::meta::FromGodot for OptionalTls {
+    fn try_from_godot(via: Self::Via) -> Result<Self, godot::meta::error::ConvertError> {
+        Ok(OptionalTls(via))
+    }
+}
+
+// SAFETY: the only default ever made is `OptionalTls(None)`, which holds no object to mutate.
+unsafe impl godot::meta::GodotImmutable for OptionalTls {}

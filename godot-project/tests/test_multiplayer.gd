@@ -110,3 +110,67 @@ func test_builtin_server_with_our_clients() -> void:
 
 func test_our_server_with_our_clients() -> void:
 	await run_scenario("ours", "ours")
+
+
+func test_client_status_and_connection_failed() -> void:
+	var mp := get_tree().get_multiplayer()
+	var events := []
+	mp.connection_failed.connect(func(): events.append("connection_failed"))
+	mp.connected_to_server.connect(func(): events.append("connected_to_server"))
+	var ours := WebSocketClient.new()
+	check_eq(ours.get_connection_status(), MultiplayerPeer.CONNECTION_DISCONNECTED, "disconnected before create_client")
+	check_eq(ours.create_client("ws://127.0.0.1:%d/" % free_port()), OK, "create_client to a closed port")
+	check_eq(ours.get_connection_status(), MultiplayerPeer.CONNECTION_CONNECTING, "connecting")
+	expect_error("WebSocketClient: connecting to ws://127.0.0.1")
+	mp.multiplayer_peer = ours
+	await until(func(): return events.has("connection_failed"), [], 10.0, "connection_failed")
+	check_eq(events, ["connection_failed"], "only connection_failed")
+	check(not get_tree().get_multiplayer().is_server(), "a client is not the server")
+	check_eq(ours.get_connection_status(), MultiplayerPeer.CONNECTION_DISCONNECTED, "disconnected after the failure")
+	mp.multiplayer_peer = OfflineMultiplayerPeer.new()
+
+
+func test_a_raw_server_gives_a_multiplayer_client_no_id() -> void:
+	var port := start_server()  # raw mode: sends no id
+	var mp := get_tree().get_multiplayer()
+	var events := []
+	mp.connection_failed.connect(func(): events.append("connection_failed"))
+	var ours := WebSocketClient.new()
+	ours.handshake_timeout = 0.5
+	check_eq(ours.create_client("ws://127.0.0.1:%d/" % port), OK, "create_client")
+	mp.multiplayer_peer = ours
+	expect_error("the server sent no multiplayer id within 500ms")
+	await until(func(): return events.has("connection_failed"), [server], 10.0, "connection_failed")
+	mp.multiplayer_peer = OfflineMultiplayerPeer.new()
+
+
+func test_server_close_reaches_clients_as_server_disconnected() -> void:
+	for client_impl in ["ours", "builtin"]:
+		var port := free_port()
+		var peer := host("ours", port)
+		check(get_tree().get_multiplayer().is_server() and peer.get_unique_id() == 1, "the server is peer 1")
+		check(peer.is_server_relay_supported(), "server relay supported")
+		var a := join(client_impl, port, "a")
+		# Its hello means the client is fully in (SceneMultiplayer admits the server on its side first).
+		if not await until(func(): return game.events.any(func(e): return e[0] == "hello"), [], 20.0, "a %s client" % client_impl):
+			return
+		var client_id: int = game.events.filter(func(e): return e[0] == "peer_connected")[0][1]
+		check(peer.has_peer(client_id), "has_peer in multiplayer mode")
+		check(peer.get_peer(client_id) is WebSocketConnection, "get_peer in multiplayer mode")
+		peer.close()
+		check_eq(peer.get_connection_status(), MultiplayerPeer.CONNECTION_DISCONNECTED, "closed server is disconnected")
+		await until(func():
+			var result: Variant = read_json(a[1])
+			return result is Dictionary and result["events"].any(func(e): return e[0] == "server_disconnected"), [], 10.0, "server_disconnected on the %s client" % client_impl)
+		get_tree().get_multiplayer().multiplayer_peer = OfflineMultiplayerPeer.new()
+		game.free()
+		kill_helper(a[0])
+
+
+func test_multiplayer_calls_on_a_raw_peer_are_refused() -> void:
+	start_server()
+	expect_error("this peer is in raw mode")
+	check_eq(server.put_packet(PackedByteArray([1])), ERR_UNAVAILABLE, "put_packet on a raw server")
+	check_eq(server.get_available_packet_count(), 0, "no multiplayer packets in raw mode")
+	expect_error("TLS (tls_server_options) is not in this build yet")
+	check_eq(WebSocketServer.new().create_server(0, "*", TLSOptions.server(CryptoKey.new(), X509Certificate.new())), ERR_UNAVAILABLE, "TLS options refused clearly")

@@ -66,6 +66,9 @@ pub struct Server {
     /// Multiplayer mode: peers that are gone but still have packets waiting; their
     /// `ClientDisconnected` is reported once those packets have been taken.
     deferred_disconnects: Vec<(PeerHandle, ServerEvent)>,
+    /// Peers whose disconnect the last `poll` reported: the game may still address them while it
+    /// handles the events of that poll.
+    just_disconnected: Vec<PeerId>,
 }
 
 impl Server {
@@ -147,11 +150,13 @@ impl Server {
     pub fn poll(&mut self, out: &mut Vec<ServerEvent>) {
         let Some(reactor) = &self.reactor else { return };
         let multiplayer = self.config.multiplayer;
+        self.just_disconnected.clear();
         // Disconnects held back until their peers' last packets were taken (multiplayer mode).
         if !self.deferred_disconnects.is_empty() {
             let (ready, waiting): (Vec<_>, Vec<_>) =
                 std::mem::take(&mut self.deferred_disconnects).into_iter().partition(|(peer, _)| peer.available_packets() == 0);
             self.deferred_disconnects = waiting;
+            self.just_disconnected.extend(ready.iter().map(|(peer, _)| peer.id()));
             out.extend(ready.into_iter().map(|(_, event)| event));
         }
         while let Ok(event) = reactor.events.try_recv() {
@@ -198,6 +203,7 @@ impl Server {
                         if multiplayer && peer.available_packets() > 0 {
                             self.deferred_disconnects.push((peer, event));
                         } else {
+                            self.just_disconnected.push(id);
                             out.push(event);
                         }
                     }
@@ -251,8 +257,8 @@ impl Server {
         }
         let mut first_error = None;
         for id in multiplayer::targets(target, self.peers.keys().copied()) {
-            if self.deferred_disconnects.iter().any(|(peer, _)| peer.id() == id) {
-                // Gone; its disconnect is reported once the game has taken its last packets.
+            if self.just_disconnected.contains(&id) || self.deferred_disconnects.iter().any(|(peer, _)| peer.id() == id) {
+                // Gone, and the game is told (now, or once it has taken the peer's last packets).
                 continue;
             }
             let result = self.peer(id).and_then(|peer| peer.send(packet.clone()));

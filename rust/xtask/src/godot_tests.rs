@@ -131,26 +131,47 @@ fn judge(run: &process::Bounded) -> Vec<String> {
     problems
 }
 
-/// One server and two clients in separate headless Godot processes chat through the addon; their
-/// transcript lines (`| ...`) are shown as they come.
+/// The two demos, each as one server and two client processes of headless Godot: the raw-mode
+/// chat (`demo/demo.tscn`) and the multiplayer lobby (`lobby/lobby.tscn`, @rpc, spawner and
+/// synchronizer). Their transcript lines (`| ...`) are shown as they come.
 pub(crate) fn run_demo(godot: &Path, project: &Path) -> Result<ExitCode, String> {
+    let chat = run_scene(
+        godot,
+        project,
+        "Chat (raw mode): a WebSocketServer and two WebSocketClients exchange messages",
+        "res://demo/demo.tscn",
+        &["--clients=2"],
+    )?;
+    println!();
+    let lobby = run_scene(
+        godot,
+        project,
+        "Lobby (multiplayer mode): @rpc chat, MultiplayerSpawner and MultiplayerSynchronizer over our classes",
+        "res://lobby/lobby.tscn",
+        &["--players=2"],
+    )?;
+    Ok(if chat && lobby { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Runs `scene` as a server (with `server_args`) and the clients alice and bob, each in its own
+/// process; true when all three exit 0 with no engine error.
+fn run_scene(godot: &Path, project: &Path, title: &str, scene: &str, server_args: &[&str]) -> Result<bool, String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| format!("cannot find a free port: {e}"))?
         .port();
-    let ready = std::env::temp_dir().join(format!("websocket-rs-demo-{}.ready", std::process::id()));
+    let ready = std::env::temp_dir().join(format!("websocket-rs-demo-{}-{port}.ready", std::process::id()));
     let _ = std::fs::remove_file(&ready);
-    println!("Demo: a WebSocketServer and two WebSocketClients, each in its own headless Godot process, port {port}.");
+    println!("== {title}; each in its own headless Godot process, port {port}.");
     let spawn = |name: &str, args: Vec<String>| {
         let mut command = Command::new(godot);
-        command.args(["--headless", "--path"]).arg(project).arg("res://demo/demo.tscn").arg("--").args(args);
+        command.args(["--headless", "--path"]).arg(project).arg(scene).arg("--").args(args);
         let prefix = format!("[{name:>6}]");
         std::thread::spawn(move || process::run_bounded(&mut command, DEMO_LIMIT, Echo::Marked(prefix)))
     };
-    let server = spawn(
-        "server",
-        vec!["--role=server".into(), format!("--port={port}"), "--clients=2".into(), format!("--ready-file={}", ready.display())],
-    );
+    let mut args: Vec<String> = vec!["--role=server".into(), format!("--port={port}"), format!("--ready-file={}", ready.display())];
+    args.extend(server_args.iter().map(|a| a.to_string()));
+    let server = spawn("server", args);
     let started = Instant::now();
     while !ready.exists() {
         if started.elapsed() > Duration::from_secs(30) || server.is_finished() {
@@ -164,24 +185,18 @@ pub(crate) fn run_demo(godot: &Path, project: &Path) -> Result<ExitCode, String>
         .map(|name| spawn(name, vec!["--role=client".into(), format!("--port={port}"), format!("--name={name}")]))
         .collect();
     let mut all_ok = true;
-    let mut report = Vec::new();
     for (name, handle) in std::iter::once(("server", server)).chain(["alice", "bob"].into_iter().zip(clients)) {
         let run = handle.join().map_err(|_| format!("{name} thread panicked"))??;
         let ok = run.status.is_some_and(|s| s.success());
         let errors: Vec<&str> = run.output.lines().filter(|l| l.starts_with("ERROR:") || l.starts_with("SCRIPT ERROR:")).collect();
         if !ok || !errors.is_empty() {
             all_ok = false;
-            report.push(format!("{name} failed ({:?}):\n{}", run.status, run.output));
+            eprintln!("{name} failed ({:?}):\n{}", run.status, run.output);
         }
     }
     let _ = std::fs::remove_file(&ready);
     if all_ok {
-        println!("Demo finished: all three processes exited cleanly.");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        for r in report {
-            eprintln!("{r}");
-        }
-        Ok(ExitCode::FAILURE)
+        println!("== finished: all three processes exited cleanly.");
     }
+    Ok(all_ok)
 }

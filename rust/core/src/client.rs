@@ -76,17 +76,20 @@ impl Client {
         config.validate()?;
         let invalid = |reason: &str| Error::InvalidUrl { url: url.to_string(), reason: reason.to_string() };
         let uri: Uri = url.parse().map_err(|err| invalid(&format!("{err}")))?;
-        match uri.scheme_str() {
-            Some("ws") => {}
-            Some("wss") => {
-                return Err(Error::Unsupported("wss:// (TLS) is not available in this build yet; use ws://".into()))
-            }
-            Some(other) => return Err(invalid(&format!("scheme '{other}' is not ws://"))),
-            None => return Err(invalid("it has no scheme; start it with ws://")),
-        }
+        let secure = match uri.scheme_str() {
+            Some("ws") => false,
+            Some("wss") => true,
+            Some(other) => return Err(invalid(&format!("scheme '{other}' is not ws:// or wss://"))),
+            None => return Err(invalid("it has no scheme; start it with ws:// or wss://")),
+        };
         let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| invalid("it has no host"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        let port = uri.port_u16().unwrap_or(80);
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let tls = if secure {
+            Some((crate::tls::client_config(&config.tls_client)?, crate::tls::server_name(&host)?))
+        } else {
+            None
+        };
         if port == 0 {
             return Err(invalid("port 0 cannot be connected to"));
         }
@@ -106,7 +109,7 @@ impl Client {
         let shared = Arc::new(PeerShared::default());
         let peer_config = config.clone();
         let reactor = ReactorHandle::spawn(
-            Start::Connect { id: SERVER_PEER_ID, host: host.clone(), port, request, shared: shared.clone() },
+            Start::Connect { id: SERVER_PEER_ID, host: host.clone(), port, request, shared: shared.clone(), tls },
             config,
         )?;
         self.peer = Some(PeerHandle::new(SERVER_PEER_ID, shared, reactor.commands.clone(), &peer_config, url.to_string()));

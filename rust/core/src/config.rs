@@ -72,6 +72,10 @@ pub struct ConnectionConfig {
     /// Godot multiplayer mode: the server sends each client its id when it opens, a client waits
     /// for that id before it counts as connected (see [`crate::multiplayer`]).
     pub multiplayer: bool,
+    /// Server: serve wss:// with this key and certificate (`None`: plain ws://).
+    pub tls_server: Option<crate::TlsServerSettings>,
+    /// Client: how a wss:// server's certificate is checked (ws:// URLs ignore it).
+    pub tls_client: crate::TlsClientSettings,
 }
 
 impl Default for ConnectionConfig {
@@ -85,6 +89,8 @@ impl Default for ConnectionConfig {
             no_delay: true,
             heartbeat_interval: None,
             multiplayer: false,
+            tls_server: None,
+            tls_client: crate::TlsClientSettings::default(),
         }
     }
 }

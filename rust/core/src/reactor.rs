@@ -28,6 +28,7 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
 use crate::config::ConnectionConfig;
+use crate::tls::{self, NetStream};
 use crate::peer::{OpenInfo, Packet, PeerShared};
 use crate::{Error, PeerId};
 
@@ -93,11 +94,19 @@ impl CommandSender {
 
 /// What the I/O thread starts with.
 pub(crate) enum Start {
-    /// Accept connections on this listener.
-    Listen(TcpListener),
+    /// Accept connections on this listener (with TLS when a server configuration is given).
+    Listen { listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>> },
     /// Resolve `host` (on the I/O thread: a name lookup may take time), connect to one of its
     /// addresses and send this upgrade request; the peer gets `id`.
-    Connect { id: PeerId, host: String, port: u16, request: Request, shared: Arc<PeerShared> },
+    Connect {
+        id: PeerId,
+        host: String,
+        port: u16,
+        request: Request,
+        shared: Arc<PeerShared>,
+        /// wss://: the client configuration and the server name to send and check.
+        tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    },
 }
 
 /// The game thread's handle on a running I/O thread.
@@ -200,8 +209,8 @@ impl tungstenite::handshake::server::Callback for AcceptCallback {
     }
 }
 
-type ServerMid = MidHandshake<ServerHandshake<TcpStream, AcceptCallback>>;
-type ClientMid = MidHandshake<ClientHandshake<TcpStream>>;
+type ServerMid = MidHandshake<ServerHandshake<NetStream, AcceptCallback>>;
+type ClientMid = MidHandshake<ClientHandshake<NetStream>>;
 
 /// Where one connection is in its life.
 enum Stage {
@@ -212,7 +221,7 @@ enum Stage {
     /// Client: writing the upgrade request / reading the response.
     ClientHandshake(ClientMid),
     /// The WebSocket is up (possibly closing).
-    Open(Box<WebSocket<TcpStream>>),
+    Open(Box<WebSocket<NetStream>>),
     /// Transient value while a stage is being replaced.
     Gone,
 }
@@ -264,6 +273,8 @@ struct Reactor {
     protocols: Arc<Vec<String>>,
     extra_headers: Arc<Vec<(String, String)>>,
     listener: Option<TcpListener>,
+    tls_server: Option<Arc<rustls::ServerConfig>>,
+    tls_client: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
     refuse_new: bool,
     conns: Slab<Conn>,
     by_id: HashMap<PeerId, usize>,
@@ -297,6 +308,8 @@ impl Reactor {
             config,
             ws_config,
             listener: None,
+            tls_server: None,
+            tls_client: None,
             refuse_new: false,
             conns: Slab::new(),
             by_id: HashMap::new(),
@@ -315,11 +328,13 @@ impl Reactor {
 
     fn start(&mut self, start: Start) -> io::Result<()> {
         match start {
-            Start::Listen(mut listener) => {
+            Start::Listen { mut listener, tls } => {
                 self.poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
                 self.listener = Some(listener);
+                self.tls_server = tls;
             }
-            Start::Connect { id, host, port, request, shared } => {
+            Start::Connect { id, host, port, request, shared, tls } => {
+                self.tls_client = tls;
                 let conn = Conn::new(id, Stage::Gone, shared, None);
                 let key = self.insert(conn);
                 self.handshake_deadlines.push_back((Instant::now() + self.config.handshake_timeout, key, id));
@@ -437,6 +452,16 @@ impl Reactor {
             {
                 continue;
             }
+            let stream = match &self.tls_server {
+                Some(config) => match NetStream::accept_tls(config, stream) {
+                    Ok(stream) => stream,
+                    Err(err) => {
+                        self.emit(ReactorEvent::HandshakeFailed { remote, reason: format!("TLS: {err}") });
+                        continue;
+                    }
+                },
+                None => NetStream::Plain(stream),
+            };
             let accepted = Rc::new(RefCell::new(OpenInfo { remote_addr: Some(remote), ..OpenInfo::default() }));
             let callback = AcceptCallback {
                 protocols: self.protocols.clone(),
@@ -525,6 +550,16 @@ impl Reactor {
             return;
         }
         let _ = stream.set_nodelay(self.config.no_delay);
+        let stream = match &self.tls_client {
+            Some((config, name)) => match NetStream::connect_tls(config, name.clone(), stream) {
+                Ok(stream) => stream,
+                Err(err) => {
+                    self.fail_connect(key, format!("TLS with {addr} failed: {err}"));
+                    return;
+                }
+            },
+            None => NetStream::Plain(stream),
+        };
         match ClientHandshake::start(stream, request, Some(self.ws_config)) {
             Ok(mid) => {
                 self.conns[key].stage = Stage::ClientHandshake(mid);
@@ -548,7 +583,7 @@ impl Reactor {
                 Err(HandshakeError::Failure(err)) => {
                     let conn = self.remove(key);
                     if let Some(remote) = conn.remote {
-                        self.emit(ReactorEvent::HandshakeFailed { remote, reason: err.to_string() });
+                        self.emit(ReactorEvent::HandshakeFailed { remote, reason: describe_error(&err) });
                     }
                 }
             },
@@ -566,15 +601,15 @@ impl Reactor {
                 Err(HandshakeError::Interrupted(mid)) => self.conns[key].stage = Stage::ClientHandshake(mid),
                 Err(HandshakeError::Failure(err)) => {
                     let addr = self.conns[key].remote.map(|a| a.to_string()).unwrap_or_default();
-                    self.fail_connect(key, format!("WebSocket handshake with {addr} failed: {err}"));
+                    self.fail_connect(key, format!("handshake with {addr} failed: {}", describe_error(&err)));
                 }
             },
             other => self.conns[key].stage = other,
         }
     }
 
-    fn open(&mut self, key: usize, ws: WebSocket<TcpStream>, mut info: OpenInfo) {
-        info.no_delay = ws.get_ref().nodelay().unwrap_or(false);
+    fn open(&mut self, key: usize, ws: WebSocket<NetStream>, mut info: OpenInfo) {
+        info.no_delay = ws.get_ref().tcp().nodelay().unwrap_or(false);
         let conn = &mut self.conns[key];
         conn.stage = Stage::Open(Box::new(ws));
         conn.last_heard = Instant::now();
@@ -906,11 +941,19 @@ impl Conn {
     fn stream(&mut self) -> Option<&mut TcpStream> {
         match &mut self.stage {
             Stage::TcpConnecting { stream, .. } => Some(stream),
-            Stage::ServerHandshake { mid, .. } => Some(mid.get_mut().get_mut()),
-            Stage::ClientHandshake(mid) => Some(mid.get_mut().get_mut()),
-            Stage::Open(ws) => Some(ws.get_mut()),
+            Stage::ServerHandshake { mid, .. } => Some(mid.get_mut().get_mut().tcp_mut()),
+            Stage::ClientHandshake(mid) => Some(mid.get_mut().get_mut().tcp_mut()),
+            Stage::Open(ws) => Some(ws.get_mut().tcp_mut()),
             Stage::Gone => None,
         }
+    }
+}
+
+/// A readable cause for a failed handshake (TLS causes spelled out).
+fn describe_error(err: &tungstenite::Error) -> String {
+    match err {
+        tungstenite::Error::Io(io) => tls::describe_io_error(io),
+        other => other.to_string(),
     }
 }
 

@@ -98,7 +98,8 @@ impl Server {
             _ => Error::Io(err),
         })?;
         let local_addr = listener.local_addr()?;
-        let reactor = ReactorHandle::spawn(Start::Listen(listener), config.clone())?;
+        let tls = config.tls_server.as_ref().map(crate::tls::server_config).transpose()?;
+        let reactor = ReactorHandle::spawn(Start::Listen { listener, tls }, config.clone())?;
         if self.refuse_new {
             reactor.commands.send(Command::SetRefuseNew(true));
         }

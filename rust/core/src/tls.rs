@@ -1,0 +1,301 @@
+//! TLS for wss://: rustls configurations built from PEM text, and the certificate check Godot
+//! users expect: a trusted certificate given by the game is accepted when the server presents
+//! exactly it (Godot's self-signed certificates are CA certificates without a subjectAltName, which
+//! plain WebPKI refuses), or when the server's chain leads to it; without one, the Mozilla roots
+//! of `webpki-roots` are used, so a public server needs no configuration.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use mio::net::TcpStream;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, ServerConfig, ServerConnection, SignatureScheme, StreamOwned};
+
+use crate::Error;
+
+/// What a server needs to serve wss://: its private key and certificate chain, as PEM.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsServerSettings {
+    /// The private key (PKCS#1, PKCS#8 or SEC1 PEM).
+    pub private_key_pem: String,
+    /// The server's certificate, then any intermediate certificates (PEM).
+    pub certificate_chain_pem: String,
+}
+
+impl fmt::Debug for TlsServerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the private key.
+        f.debug_struct("TlsServerSettings").field("certificate_chain_pem", &self.certificate_chain_pem).finish_non_exhaustive()
+    }
+}
+
+/// How a client checks the server of a wss:// URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsClientSettings {
+    /// Verify the certificate: against `trusted_chain_pem` when given (exact match or chain),
+    /// else against the Mozilla roots; the name checked is `common_name_override` or the URL's host.
+    Verify {
+        /// Certificates to trust instead of the public roots (PEM), if any.
+        trusted_chain_pem: Option<String>,
+        /// The name the certificate must carry, when it differs from the URL's host.
+        common_name_override: Option<String>,
+    },
+    /// Accept any certificate (testing only: an attacker can read and change the traffic).
+    Unsafe,
+}
+
+impl Default for TlsClientSettings {
+    fn default() -> Self {
+        TlsClientSettings::Verify { trusted_chain_pem: None, common_name_override: None }
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn certificates(what: &str, pem: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| Error::InvalidArgument(format!("{what} is not a PEM certificate: {err}")))?;
+    if certs.is_empty() {
+        return Err(Error::InvalidArgument(format!("{what} holds no certificate")));
+    }
+    Ok(certs)
+}
+
+/// The rustls server configuration for `settings`.
+pub(crate) fn server_config(settings: &TlsServerSettings) -> Result<Arc<ServerConfig>, Error> {
+    let chain = certificates("the server certificate", &settings.certificate_chain_pem)?;
+    let key = PrivateKeyDer::from_pem_slice(settings.private_key_pem.as_bytes())
+        .map_err(|err| Error::InvalidArgument(format!("the private key is not a PEM private key: {err}")))?;
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|err| Error::InvalidArgument(format!("TLS: {err}")))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|err| Error::InvalidArgument(format!("the private key does not fit the certificate: {err}")))?;
+    Ok(Arc::new(config))
+}
+
+/// The rustls client configuration for `settings`.
+pub(crate) fn client_config(settings: &TlsClientSettings) -> Result<Arc<ClientConfig>, Error> {
+    let provider = provider();
+    let verifier = match settings {
+        TlsClientSettings::Unsafe => GodotVerifier { roots: None, pinned: Vec::new(), name_override: None, unsafe_accept: true, provider: provider.clone() },
+        TlsClientSettings::Verify { trusted_chain_pem, common_name_override } => {
+            let mut roots = RootCertStore::empty();
+            let mut pinned = Vec::new();
+            match trusted_chain_pem {
+                Some(pem) => {
+                    for cert in certificates("the trusted certificate", pem)? {
+                        // A certificate that is no CA cannot be a root; it is still trusted exactly.
+                        let _ = roots.add(cert.clone());
+                        pinned.push(cert);
+                    }
+                }
+                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            }
+            let roots = if roots.is_empty() {
+                None
+            } else {
+                Some(
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .map_err(|err| Error::InvalidArgument(format!("trusted certificates: {err}")))?,
+                )
+            };
+            let name_override = match common_name_override.as_deref().filter(|n| !n.is_empty()) {
+                Some(name) => Some(
+                    ServerName::try_from(name.to_string())
+                        .map_err(|_| Error::InvalidArgument(format!("common name override '{name}' is not a host name")))?,
+                ),
+                None => None,
+            };
+            GodotVerifier { roots, pinned, name_override, unsafe_accept: false, provider: provider.clone() }
+        }
+    };
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| Error::InvalidArgument(format!("TLS: {err}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The server name a client sends (SNI) and checks, from a URL's host.
+pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
+    ServerName::try_from(host.to_string()).map_err(|_| Error::InvalidArgument(format!("'{host}' is not a valid TLS server name")))
+}
+
+/// Checks server certificates as Godot users expect (see the module documentation).
+struct GodotVerifier {
+    roots: Option<Arc<WebPkiServerVerifier>>,
+    pinned: Vec<CertificateDer<'static>>,
+    name_override: Option<ServerName<'static>>,
+    unsafe_accept: bool,
+    provider: Arc<CryptoProvider>,
+}
+
+impl fmt::Debug for GodotVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GodotVerifier").field("pinned", &self.pinned.len()).field("unsafe", &self.unsafe_accept).finish()
+    }
+}
+
+impl ServerCertVerifier for GodotVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.unsafe_accept {
+            return Ok(ServerCertVerified::assertion());
+        }
+        let name = self.name_override.as_ref().unwrap_or(server_name);
+        if self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) {
+            return if certificate_matches_name(end_entity, name) {
+                Ok(ServerCertVerified::assertion())
+            } else {
+                Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
+            };
+        }
+        match &self.roots {
+            Some(roots) => roots.verify_server_cert(end_entity, intermediates, name, ocsp_response, now),
+            None => Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)),
+        }
+    }
+
+    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Whether a certificate names `name`: its subjectAltName entries, or its common name when it has
+/// none (as Godot's own certificates do). `*.example.com` matches one label.
+fn certificate_matches_name(der: &CertificateDer<'_>, name: &ServerName<'_>) -> bool {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der.as_ref()) else { return false };
+    let wanted = match name {
+        ServerName::DnsName(dns) => dns.as_ref().to_ascii_lowercase(),
+        ServerName::IpAddress(ip) => IpAddr::from(*ip).to_string(),
+        _ => return false,
+    };
+    let mut names: Vec<String> = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for general in &san.value.general_names {
+            match general {
+                x509_parser::extensions::GeneralName::DNSName(dns) => names.push(dns.to_ascii_lowercase()),
+                x509_parser::extensions::GeneralName::IPAddress(bytes) => match bytes.len() {
+                    4 => names.push(IpAddr::from(<[u8; 4]>::try_from(*bytes).unwrap_or_default()).to_string()),
+                    16 => names.push(IpAddr::from(<[u8; 16]>::try_from(*bytes).unwrap_or_default()).to_string()),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    if names.is_empty() {
+        names.extend(cert.subject().iter_common_name().filter_map(|cn| cn.as_str().ok()).map(str::to_ascii_lowercase));
+    }
+    names.iter().any(|pattern| match pattern.strip_prefix("*.") {
+        Some(suffix) => wanted.split_once('.').is_some_and(|(first, rest)| !first.is_empty() && rest == suffix),
+        None => *pattern == wanted,
+    })
+}
+
+/// A connection's byte stream: plain TCP, or TLS over it (server or client side).
+pub(crate) enum NetStream {
+    /// ws://
+    Plain(TcpStream),
+    /// wss://, server side.
+    TlsServer(Box<StreamOwned<ServerConnection, TcpStream>>),
+    /// wss://, client side.
+    TlsClient(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl NetStream {
+    /// Wraps an accepted socket in TLS.
+    pub(crate) fn accept_tls(config: &Arc<ServerConfig>, tcp: TcpStream) -> io::Result<Self> {
+        let conn = ServerConnection::new(config.clone()).map_err(io::Error::other)?;
+        Ok(NetStream::TlsServer(Box::new(StreamOwned::new(conn, tcp))))
+    }
+
+    /// Wraps a connected socket in TLS to `name`.
+    pub(crate) fn connect_tls(config: &Arc<ClientConfig>, name: ServerName<'static>, tcp: TcpStream) -> io::Result<Self> {
+        let conn = ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
+        Ok(NetStream::TlsClient(Box::new(StreamOwned::new(conn, tcp))))
+    }
+
+    /// The TCP socket underneath.
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        match self {
+            NetStream::Plain(tcp) => tcp,
+            NetStream::TlsServer(tls) => tls.get_ref(),
+            NetStream::TlsClient(tls) => tls.get_ref(),
+        }
+    }
+
+    /// The TCP socket underneath, mutably (for registration with mio).
+    pub(crate) fn tcp_mut(&mut self) -> &mut TcpStream {
+        match self {
+            NetStream::Plain(tcp) => tcp,
+            NetStream::TlsServer(tls) => tls.get_mut(),
+            NetStream::TlsClient(tls) => tls.get_mut(),
+        }
+    }
+}
+
+impl Read for NetStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            NetStream::Plain(tcp) => tcp.read(buf),
+            NetStream::TlsServer(tls) => tls.read(buf),
+            NetStream::TlsClient(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for NetStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            NetStream::Plain(tcp) => tcp.write(buf),
+            NetStream::TlsServer(tls) => tls.write(buf),
+            NetStream::TlsClient(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            NetStream::Plain(tcp) => tcp.flush(),
+            NetStream::TlsServer(tls) => tls.flush(),
+            NetStream::TlsClient(tls) => tls.flush(),
+        }
+    }
+}
+
+/// A readable cause for a failed TLS handshake, from the I/O error rustls produced.
+pub(crate) fn describe_io_error(err: &io::Error) -> String {
+    match err.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(cause)) => format!("TLS: the server's certificate was refused ({cause:?})"),
+        Some(tls) => format!("TLS: {tls}"),
+        None => err.to_string(),
+    }
+}

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use websocket_rs_core::{Client, ClientEvent, ConnectionConfig, Server, ServerEvent, TlsClientSettings, TlsServerSettings};

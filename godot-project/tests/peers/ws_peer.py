@@ -10,9 +10,12 @@
       the close code and reason it sent (binary messages are listed as hex).
 
 Both write a JSON summary to RESULT_FILE; a check that fails is listed under "errors".
+TLS: a client given `--cafile PEM` trusts that certificate for a wss:// URL; a server given
+`--certfile PEM --keyfile PEM` serves wss://.
 """
 
 import json
+import ssl
 import sys
 
 from websockets.exceptions import ConnectionClosed
@@ -20,9 +23,12 @@ from websockets.sync.client import connect
 from websockets.sync.server import serve
 
 
-def run_client(url, result_file):
+def run_client(url, result_file, cafile=None):
     errors = []
-    with connect(url, subprotocols=["game"], open_timeout=10) as ws:
+    context = None
+    if cafile:
+        context = ssl.create_default_context(cafile=cafile)
+    with connect(url, subprotocols=["game"], open_timeout=10, ssl=context) as ws:
         greeting = [ws.recv(timeout=10), ws.recv(timeout=10)]
         if greeting != ["welcome python", b"\x01\x02\x03"]:
             errors.append(f"greeting was {greeting!r}")
@@ -37,7 +43,7 @@ def run_client(url, result_file):
         json.dump(result, f)
 
 
-def run_server(port, result_file, ready_file):
+def run_server(port, result_file, ready_file, certfile=None, keyfile=None):
     result = {"errors": [], "received": [], "close_code": None, "close_reason": None, "path": None}
 
     def handler(ws):
@@ -59,17 +65,26 @@ def run_server(port, result_file, ready_file):
             json.dump(result, f)
         server.shutdown()
 
-    with serve(handler, "127.0.0.1", port) as server:
+    context = None
+    if certfile:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile, keyfile)
+    with serve(handler, "127.0.0.1", port, ssl=context) as server:
         with open(ready_file, "w") as f:
             f.write("ready")
         server.serve_forever()
 
 
 def main():
-    if len(sys.argv) == 4 and sys.argv[1] == "client":
-        run_client(sys.argv[2], sys.argv[3])
-    elif len(sys.argv) == 5 and sys.argv[1] == "server":
-        run_server(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    args = sys.argv[1:]
+    options = {}
+    while len(args) >= 2 and args[-2].startswith("--"):
+        options[args[-2][2:]] = args[-1]
+        args = args[:-2]
+    if len(args) == 3 and args[0] == "client":
+        run_client(args[1], args[2], options.get("cafile"))
+    elif len(args) == 4 and args[0] == "server":
+        run_server(int(args[1]), args[2], args[3], options.get("certfile"), options.get("keyfile"))
     else:
         sys.exit(__doc__)
 

@@ -170,9 +170,14 @@ impl ServerCertVerifier for GodotVerifier {
                 Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
             };
         }
+        let unknown = || rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
         match &self.roots {
-            Some(roots) => roots.verify_server_cert(end_entity, intermediates, name, ocsp_response, now),
-            None => Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)),
+            Some(roots) => roots.verify_server_cert(end_entity, intermediates, name, ocsp_response, now).map_err(|err| match err {
+                // A self-signed (CA) certificate nobody trusts: say so plainly.
+                rustls::Error::InvalidCertificate(rustls::CertificateError::Other(_)) => unknown(),
+                other => other,
+            }),
+            None => Err(unknown()),
         }
     }
 
@@ -294,6 +299,12 @@ impl Write for NetStream {
 /// A readable cause for a failed TLS handshake, from the I/O error rustls produced.
 pub(crate) fn describe_io_error(err: &io::Error) -> String {
     match err.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
+            "TLS: the server's certificate was refused: no trusted authority signed it (to trust a self-signed certificate set trusted_tls_certificate or use TLSOptions.client(certificate))".into()
+        }
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)) => {
+            "TLS: the server's certificate was refused: it is not for this host name (connect with the name in the certificate, or set TLSOptions.client(chain, common_name_override))".into()
+        }
         Some(rustls::Error::InvalidCertificate(cause)) => format!("TLS: the server's certificate was refused ({cause:?})"),
         Some(tls) => format!("TLS: {tls}"),
         None => err.to_string(),

@@ -5,7 +5,7 @@ use godot::classes::{IMultiplayerPeerExtension, MultiplayerPeerExtension};
 use godot::global::Error as GodotError;
 use godot::meta::conv::RawPtr;
 use godot::prelude::*;
-use websocket_rs_core::{Bytes, Client, ClientEvent, Error, Packet, SERVER_PEER_ID};
+use websocket_rs_core::{Bytes, Client, ClientEvent, ConnectionConfig, Error, Packet, SERVER_PEER_ID};
 
 use crate::connection::WebSocketConnection;
 use crate::errors;
@@ -40,6 +40,14 @@ pub(crate) struct WebSocketClient {
     /// Largest message accepted from the other side; a larger one closes the connection with 1009.
     #[var]
     max_message_size: i64,
+    /// Whether a wss:// server's certificate is checked (true). False accepts any certificate:
+    /// for testing only.
+    #[var]
+    verify_tls: bool,
+    /// The only certificate accepted from a wss:// server (with its name checked); null uses the
+    /// public certificate authorities.
+    #[var]
+    trusted_tls_certificate: Option<Gd<godot::classes::X509Certificate>>,
     /// Seconds between pings to the server (0: none); a server that does not answer is dropped.
     #[var]
     heartbeat_interval: f64,
@@ -84,23 +92,36 @@ impl WebSocketClient {
         #[opt(default = false)] gd_mp_api: bool,
         #[opt(default = &PackedStringArray::new())] custom_headers: PackedStringArray,
     ) -> GodotError {
-        self.start("connect_to_url", &url, &protocols, &custom_headers, gd_mp_api)
+        let tls = crate::tls::client_from_properties(self.verify_tls, self.trusted_tls_certificate.as_ref());
+        self.start("connect_to_url", &url, &protocols, &custom_headers, gd_mp_api, tls)
     }
 
     /// Godot 4's entry point: connects to `url` in multiplayer mode, for use as
-    /// `multiplayer.multiplayer_peer`. `tls_client_options` must be null in this build.
+    /// `multiplayer.multiplayer_peer`. For wss://, `TLSOptions.client(trusted_chain,
+    /// common_name_override)` or `TLSOptions.client_unsafe()`; null uses `verify_tls` and
+    /// `trusted_tls_certificate`.
     #[func]
     fn create_client(&mut self, url: GString, #[opt(default = OptionalTls(None))] tls_client_options: OptionalTls) -> GodotError {
-        if tls_client_options.0.is_some() {
-            return errors::report("create_client", &Error::Unsupported("TLS (tls_client_options) is not in this build yet; pass null".into()));
-        }
-        self.start("create_client", &url, &PackedStringArray::new(), &PackedStringArray::new(), true)
+        let tls = match &tls_client_options.0 {
+            Some(options) => crate::tls::client_from_options(options),
+            None => crate::tls::client_from_properties(self.verify_tls, self.trusted_tls_certificate.as_ref()),
+        };
+        self.start("create_client", &url, &PackedStringArray::new(), &PackedStringArray::new(), true, tls)
     }
 
-    fn start(&mut self, context: &str, url: &GString, protocols: &PackedStringArray, headers: &PackedStringArray, multiplayer: bool) -> GodotError {
+    fn start(
+        &mut self,
+        context: &str,
+        url: &GString,
+        protocols: &PackedStringArray,
+        headers: &PackedStringArray,
+        multiplayer: bool,
+        tls: Result<websocket_rs_core::TlsClientSettings, Error>,
+    ) -> GodotError {
         let mut properties = self.connection_properties();
         properties.multiplayer = multiplayer;
-        let config = match properties.to_config(protocols, headers) {
+        let config = properties.to_config(protocols, headers).and_then(|config| Ok(ConnectionConfig { tls_client: tls?, ..config }));
+        let config = match config {
             Ok(config) => config,
             Err(err) => return errors::report(context, &err),
         };
@@ -251,6 +272,8 @@ impl IMultiplayerPeerExtension for WebSocketClient {
             outbound_max_packets: 2048,
             max_message_size: 64 << 20,
             heartbeat_interval: 0.0,
+            verify_tls: true,
+            trusted_tls_certificate: None,
             connection: None,
             multiplayer: false,
             last_packet: Bytes::new(),

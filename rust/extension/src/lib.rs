@@ -9,6 +9,7 @@ mod connection;
 mod errors;
 mod server;
 mod settings;
+mod tls;
 
 struct WebSocketRsExtension;
 

@@ -48,6 +48,15 @@ pub(crate) struct WebSocketServer {
     /// Seconds between pings to each client (0: none); a client that does not answer is dropped.
     #[var]
     heartbeat_interval: f64,
+    /// With `ssl_certificate`: serve wss:// (TLS) with this key.
+    #[var]
+    private_key: Option<Gd<godot::classes::CryptoKey>>,
+    /// With `private_key`: the certificate served for wss://.
+    #[var]
+    ssl_certificate: Option<Gd<godot::classes::X509Certificate>>,
+    /// Intermediate certificates sent after `ssl_certificate`.
+    #[var]
+    ca_chain: Option<Gd<godot::classes::X509Certificate>>,
     /// Connection objects handed out by `get_peer`, so the same id gives the same object.
     connections: HashMap<PeerId, Gd<WebSocketConnection>>,
     /// Whether the running server is in Godot multiplayer mode (`gd_mp_api` or `create_server`).
@@ -85,11 +94,16 @@ impl WebSocketServer {
         #[opt(default = false)] gd_mp_api: bool,
     ) -> GodotError {
         let bind_ip = self.bind_ip.to_string();
-        self.start("listen", port, &bind_ip, &protocols, gd_mp_api)
+        let tls = match crate::tls::server_from_properties(self.private_key.as_ref(), self.ssl_certificate.as_ref(), self.ca_chain.as_ref()) {
+            Ok(tls) => tls,
+            Err(err) => return errors::report("listen", &err),
+        };
+        self.start("listen", port, &bind_ip, &protocols, gd_mp_api, tls)
     }
 
     /// Godot 4's entry point: listens on `port` and `bind_address` in multiplayer mode, for use as
-    /// `multiplayer.multiplayer_peer`. `tls_server_options` must be null in this build.
+    /// `multiplayer.multiplayer_peer`. `TLSOptions.server(key, certificate)` serves wss://; null
+    /// uses the `private_key` / `ssl_certificate` properties (plain ws:// when unset).
     #[func]
     fn create_server(
         &mut self,
@@ -97,19 +111,33 @@ impl WebSocketServer {
         #[opt(default = "*")] bind_address: GString,
         #[opt(default = OptionalTls(None))] tls_server_options: OptionalTls,
     ) -> GodotError {
-        if tls_server_options.0.is_some() {
-            return errors::report("create_server", &Error::Unsupported("TLS (tls_server_options) is not in this build yet; pass null".into()));
-        }
-        self.start("create_server", port, &bind_address.to_string(), &PackedStringArray::new(), true)
+        let tls = match &tls_server_options.0 {
+            Some(options) => crate::tls::server_from_options(options).map(Some),
+            None => crate::tls::server_from_properties(self.private_key.as_ref(), self.ssl_certificate.as_ref(), self.ca_chain.as_ref()),
+        };
+        let tls = match tls {
+            Ok(tls) => tls,
+            Err(err) => return errors::report("create_server", &err),
+        };
+        self.start("create_server", port, &bind_address.to_string(), &PackedStringArray::new(), true, tls)
     }
 
-    fn start(&mut self, context: &str, port: i64, bind_ip: &str, protocols: &PackedStringArray, multiplayer: bool) -> GodotError {
+    fn start(
+        &mut self,
+        context: &str,
+        port: i64,
+        bind_ip: &str,
+        protocols: &PackedStringArray,
+        multiplayer: bool,
+        tls: Option<websocket_rs_core::TlsServerSettings>,
+    ) -> GodotError {
         let mut properties = self.connection_properties();
         properties.multiplayer = multiplayer;
-        let config = match properties.to_config(protocols, &PackedStringArray::new()) {
+        let mut config = match properties.to_config(protocols, &PackedStringArray::new()) {
             Ok(config) => config,
             Err(err) => return errors::report(context, &err),
         };
+        config.tls_server = tls;
         let result = self.core.listen(bind_ip, port, config);
         if result.is_ok() {
             self.multiplayer = multiplayer;
@@ -285,6 +313,9 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             outbound_max_packets: 2048,
             max_message_size: 64 << 20,
             heartbeat_interval: 0.0,
+            private_key: None,
+            ssl_certificate: None,
+            ca_chain: None,
             connections: HashMap::new(),
             multiplayer: false,
             last_packet: Bytes::new(),

@@ -76,6 +76,10 @@ pub(crate) fn run_all(godot: &Path, project: &Path, filter: &str, env: &[(String
         if problems.is_empty() {
             passed += 1;
             println!("PASS {name} ({seconds:.1} s)");
+            // Numbers a test measured (never judged by time) are shown with it.
+            for line in run.output.lines().filter(|l| l.starts_with("MEASURE: ")) {
+                println!("    {line}");
+            }
         } else {
             failed += 1;
             println!("FAIL {name} ({seconds:.1} s)");

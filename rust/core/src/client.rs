@@ -86,7 +86,7 @@ impl Client {
         let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
         let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
         let tls = if secure {
-            Some((crate::tls::client_config(&config.tls_client)?, crate::tls::server_name(&host)?))
+            Some(crate::tls::client(&config.tls_client, &host)?)
         } else {
             None
         };

@@ -19,7 +19,7 @@ pub use config::{parse_header_lines, ConnectionConfig, Limits};
 pub use error::Error;
 pub use peer::{Packet, PeerHandle, ReadyState};
 pub use server::{Server, ServerEvent};
-pub use tls::{TlsClientSettings, TlsServerSettings};
+pub use tls::{TlsClientSettings, TlsServerSettings, BACKEND as TLS_BACKEND};
 pub use tungstenite::Bytes;
 
 /// A peer's id: 1 is the server, other peers get random ids in 2..2^31 (as Godot's multiplayer

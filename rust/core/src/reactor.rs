@@ -95,7 +95,7 @@ impl CommandSender {
 /// What the I/O thread starts with.
 pub(crate) enum Start {
     /// Accept connections on this listener (with TLS when a server configuration is given).
-    Listen { listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>> },
+    Listen { listener: TcpListener, tls: Option<tls::ServerSide> },
     /// Resolve `host` (on the I/O thread: a name lookup may take time), connect to one of its
     /// addresses and send this upgrade request; the peer gets `id`.
     Connect {
@@ -104,8 +104,8 @@ pub(crate) enum Start {
         port: u16,
         request: Request,
         shared: Arc<PeerShared>,
-        /// wss://: the client configuration and the server name to send and check.
-        tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+        /// wss://: how to wrap the socket in TLS.
+        tls: Option<tls::ClientSide>,
     },
 }
 
@@ -273,8 +273,8 @@ struct Reactor {
     protocols: Arc<Vec<String>>,
     extra_headers: Arc<Vec<(String, String)>>,
     listener: Option<TcpListener>,
-    tls_server: Option<Arc<rustls::ServerConfig>>,
-    tls_client: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    tls_server: Option<tls::ServerSide>,
+    tls_client: Option<tls::ClientSide>,
     refuse_new: bool,
     conns: Slab<Conn>,
     by_id: HashMap<PeerId, usize>,
@@ -453,10 +453,10 @@ impl Reactor {
                 continue;
             }
             let stream = match &self.tls_server {
-                Some(config) => match NetStream::accept_tls(config, stream) {
+                Some(tls) => match tls.accept(stream) {
                     Ok(stream) => stream,
                     Err(err) => {
-                        self.emit(ReactorEvent::HandshakeFailed { remote, reason: format!("TLS: {err}") });
+                        self.emit(ReactorEvent::HandshakeFailed { remote, reason: tls::describe_io_error(&err) });
                         continue;
                     }
                 },
@@ -551,10 +551,10 @@ impl Reactor {
         }
         let _ = stream.set_nodelay(self.config.no_delay);
         let stream = match &self.tls_client {
-            Some((config, name)) => match NetStream::connect_tls(config, name.clone(), stream) {
+            Some(tls) => match tls.connect(stream) {
                 Ok(stream) => stream,
                 Err(err) => {
-                    self.fail_connect(key, format!("TLS with {addr} failed: {err}"));
+                    self.fail_connect(key, format!("TLS with {addr} failed: {}", tls::describe_io_error(&err)));
                     return;
                 }
             },
@@ -609,7 +609,7 @@ impl Reactor {
     }
 
     fn open(&mut self, key: usize, ws: WebSocket<NetStream>, mut info: OpenInfo) {
-        info.no_delay = ws.get_ref().tcp().nodelay().unwrap_or(false);
+        info.no_delay = ws.get_ref().tcp().and_then(|tcp| tcp.nodelay().ok()).unwrap_or(false);
         let conn = &mut self.conns[key];
         conn.stage = Stage::Open(Box::new(ws));
         conn.last_heard = Instant::now();
@@ -941,9 +941,9 @@ impl Conn {
     fn stream(&mut self) -> Option<&mut TcpStream> {
         match &mut self.stage {
             Stage::TcpConnecting { stream, .. } => Some(stream),
-            Stage::ServerHandshake { mid, .. } => Some(mid.get_mut().get_mut().tcp_mut()),
-            Stage::ClientHandshake(mid) => Some(mid.get_mut().get_mut().tcp_mut()),
-            Stage::Open(ws) => Some(ws.get_mut().tcp_mut()),
+            Stage::ServerHandshake { mid, .. } => mid.get_mut().get_mut().tcp_mut(),
+            Stage::ClientHandshake(mid) => mid.get_mut().get_mut().tcp_mut(),
+            Stage::Open(ws) => ws.get_mut().tcp_mut(),
             Stage::Gone => None,
         }
     }

@@ -98,7 +98,7 @@ impl Server {
             _ => Error::Io(err),
         })?;
         let local_addr = listener.local_addr()?;
-        let tls = config.tls_server.as_ref().map(crate::tls::server_config).transpose()?;
+        let tls = config.tls_server.as_ref().map(crate::tls::server).transpose()?;
         let reactor = ReactorHandle::spawn(Start::Listen { listener, tls }, config.clone())?;
         if self.refuse_new {
             reactor.commands.send(Command::SetRefuseNew(true));

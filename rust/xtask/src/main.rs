@@ -1,5 +1,6 @@
 //! Project tasks, run as `cargo xtask <task>`:
-//! - `build [--release]`: build the extension and install it into `addons/websocket_rs/bin/`;
+//! - `build [--release] [--native-tls]`: build the extension (TLS through rustls, or the
+//!   platform's library) and install it into `addons/websocket_rs/bin/`;
 //! - `test [--godot-only] [FILTER]`: `cargo test` of the workspace, then every headless Godot
 //!   test (only those whose `script::method` name contains FILTER, if given); ends with
 //!   `N passed, N failed`;
@@ -17,7 +18,10 @@ use std::process::{Command, ExitCode};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("build") => build(args.iter().any(|a| a == "--release")).map(|_| ExitCode::SUCCESS),
+        Some("build") => {
+            let backend = if args.iter().any(|a| a == "--native-tls") { Backend::NativeTls } else { Backend::Rustls };
+            build_with(args.iter().any(|a| a == "--release"), backend).map(|_| ExitCode::SUCCESS)
+        }
         Some("test") => {
             let godot_only = args.iter().any(|a| a == "--godot-only");
             let filter = args.iter().skip(1).find(|a| !a.starts_with("--")).cloned().unwrap_or_default();
@@ -29,7 +33,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         _ => {
-            eprintln!("usage: cargo xtask <build [--release] | test [--godot-only] [FILTER] | demo | godot>");
+            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | godot>");
             return ExitCode::from(2);
         }
     };
@@ -52,17 +56,48 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
 }
 
-/// Builds the extension and copies it to where `websocket_rs.gdextension` expects it.
+/// Which TLS library the extension is built with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    /// rustls (the default).
+    Rustls,
+    /// The cargo feature `native-tls`, built in its own target directory so that switching
+    /// back and forth does not rebuild everything.
+    NativeTls,
+}
+
+impl Backend {
+    fn target_dir(self) -> PathBuf {
+        match self {
+            Backend::Rustls => target_dir(),
+            Backend::NativeTls => target_dir().join("native-tls"),
+        }
+    }
+
+    fn apply(self, cargo: &mut Command) {
+        if self == Backend::NativeTls {
+            cargo.args(["--features", "native-tls"]).env("CARGO_TARGET_DIR", self.target_dir());
+        }
+    }
+}
+
+/// Builds the extension with the default TLS backend and installs it.
 fn build(release: bool) -> Result<PathBuf, String> {
+    build_with(release, Backend::Rustls)
+}
+
+/// Builds the extension and copies it to where `websocket_rs.gdextension` expects it.
+fn build_with(release: bool, backend: Backend) -> Result<PathBuf, String> {
     let mut cargo = Command::new(env!("CARGO"));
     cargo.current_dir(root()).args(["build", "-p", "websocket_rs"]);
     if release {
         cargo.arg("--release");
     }
+    backend.apply(&mut cargo);
     process::run_checked(&mut cargo)?;
     let profile = if release { "release" } else { "debug" };
     let (built, installed) = library_names()?;
-    let from = target_dir().join(profile).join(built);
+    let from = backend.target_dir().join(profile).join(built);
     let bin = root().join("addons/websocket_rs/bin");
     std::fs::create_dir_all(&bin).map_err(|e| format!("cannot create {}: {e}", bin.display()))?;
     let to = bin.join(installed);
@@ -111,8 +146,40 @@ fn test(godot_only: bool, filter: &str) -> Result<ExitCode, String> {
     passed += p;
     failed += f;
 
+    // The same TLS tests with the other backend (cargo feature native-tls).
+    if filter.is_empty() || filter.contains("tls") {
+        println!("== TLS tests with the native-tls backend");
+        let (p, f) = native_tls_tests(&godot, &env, godot_only)?;
+        passed += p;
+        failed += f;
+    }
+
     println!("{passed} passed, {failed} failed");
     Ok(if failed == 0 && passed > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The core's TLS tests and the Godot TLS tests with the extension built with native-tls; the
+/// default build is installed again afterwards. Returns (passed, failed).
+fn native_tls_tests(godot: &Path, env: &[(String, String)], godot_only: bool) -> Result<(usize, usize), String> {
+    let (mut passed, mut failed) = (0, 0);
+    peers::ensure_openssl_headers()?;
+    if !godot_only {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.current_dir(root()).args(["test", "-p", "websocket_rs_core", "--test", "tls", "--color", "never"]);
+        Backend::NativeTls.apply(&mut cargo);
+        let (status, output) = process::run_tee(&mut cargo)?;
+        let (p, f) = process::count_cargo_results(&output);
+        passed += p;
+        failed += f;
+        if !status.success() && f == 0 {
+            failed += 1;
+        }
+    }
+    build_with(false, Backend::NativeTls)?;
+    let result = godot_tests::run_all(godot, &root().join("godot-project"), "test_tls.gd", env);
+    build(false)?;
+    let (p, f) = result?;
+    Ok((passed + p, failed + f))
 }
 
 /// `cargo test --workspace`; returns (passed, failed).

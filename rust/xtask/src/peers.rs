@@ -93,3 +93,24 @@ fn chromium() -> Result<PathBuf, String> {
     )?;
     find().ok_or_else(|| "chromium was installed but does not run".to_string())
 }
+
+/// OpenSSL's headers and pkg-config, which the native-tls backend builds against on Linux:
+/// installed with apt-get on Debian/Ubuntu when missing.
+pub(crate) fn ensure_openssl_headers() -> Result<(), String> {
+    if !cfg!(target_os = "linux") {
+        return Ok(());
+    }
+    let present = Command::new("pkg-config").args(["--exists", "openssl"]).status().is_ok_and(|s| s.success());
+    if present {
+        return Ok(());
+    }
+    if godot::sudo_prefix().is_none() {
+        return Err("the native-tls backend needs OpenSSL's headers: install libssl-dev and pkg-config".into());
+    }
+    println!("xtask: installing libssl-dev and pkg-config for the native-tls backend");
+    process::run_checked(&mut godot::privileged(&["apt-get", "update", "-q"]))?;
+    process::run_checked(
+        godot::privileged(&["apt-get", "install", "-y", "-q", "--no-install-recommends", "libssl-dev", "pkg-config"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}

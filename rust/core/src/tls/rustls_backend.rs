@@ -1,5 +1,5 @@
-//! TLS for wss://: rustls configurations built from PEM text, and the certificate check Godot
-//! users expect: a trusted certificate given by the game is accepted when the server presents
+//! The rustls backend (the default): configurations built from PEM text, and the certificate
+//! check Godot users expect: a trusted certificate given by the game is accepted when the server presents
 //! exactly it (Godot's self-signed certificates are CA certificates without a subjectAltName, which
 //! plain WebPKI refuses), or when the server's chain leads to it; without one, the Mozilla roots
 //! of `webpki-roots` are used, so a public server needs no configuration.
@@ -17,44 +17,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, ServerConfig, ServerConnection, SignatureScheme, StreamOwned};
 
+use super::{TlsClientSettings, TlsServerSettings};
 use crate::Error;
-
-/// What a server needs to serve wss://: its private key and certificate chain, as PEM.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TlsServerSettings {
-    /// The private key (PKCS#1, PKCS#8 or SEC1 PEM).
-    pub private_key_pem: String,
-    /// The server's certificate, then any intermediate certificates (PEM).
-    pub certificate_chain_pem: String,
-}
-
-impl fmt::Debug for TlsServerSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print the private key.
-        f.debug_struct("TlsServerSettings").field("certificate_chain_pem", &self.certificate_chain_pem).finish_non_exhaustive()
-    }
-}
-
-/// How a client checks the server of a wss:// URL.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TlsClientSettings {
-    /// Verify the certificate: against `trusted_chain_pem` when given (exact match or chain),
-    /// else against the Mozilla roots; the name checked is `common_name_override` or the URL's host.
-    Verify {
-        /// Certificates to trust instead of the public roots (PEM), if any.
-        trusted_chain_pem: Option<String>,
-        /// The name the certificate must carry, when it differs from the URL's host.
-        common_name_override: Option<String>,
-    },
-    /// Accept any certificate (testing only: an attacker can read and change the traffic).
-    Unsafe,
-}
-
-impl Default for TlsClientSettings {
-    fn default() -> Self {
-        TlsClientSettings::Verify { trusted_chain_pem: None, common_name_override: None }
-    }
-}
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -71,7 +35,7 @@ fn certificates(what: &str, pem: &str) -> Result<Vec<CertificateDer<'static>>, E
 }
 
 /// The rustls server configuration for `settings`.
-pub(crate) fn server_config(settings: &TlsServerSettings) -> Result<Arc<ServerConfig>, Error> {
+fn server_config(settings: &TlsServerSettings) -> Result<Arc<ServerConfig>, Error> {
     let chain = certificates("the server certificate", &settings.certificate_chain_pem)?;
     let key = PrivateKeyDer::from_pem_slice(settings.private_key_pem.as_bytes())
         .map_err(|err| Error::InvalidArgument(format!("the private key is not a PEM private key: {err}")))?;
@@ -85,7 +49,7 @@ pub(crate) fn server_config(settings: &TlsServerSettings) -> Result<Arc<ServerCo
 }
 
 /// The rustls client configuration for `settings`.
-pub(crate) fn client_config(settings: &TlsClientSettings) -> Result<Arc<ClientConfig>, Error> {
+fn client_config(settings: &TlsClientSettings) -> Result<Arc<ClientConfig>, Error> {
     let provider = provider();
     let verifier = match settings {
         TlsClientSettings::Unsafe => GodotVerifier { roots: None, pinned: Vec::new(), name_override: None, unsafe_accept: true, provider: provider.clone() },
@@ -131,7 +95,7 @@ pub(crate) fn client_config(settings: &TlsClientSettings) -> Result<Arc<ClientCo
 }
 
 /// The server name a client sends (SNI) and checks, from a URL's host.
-pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
+fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
     ServerName::try_from(host.to_string()).map_err(|_| Error::InvalidArgument(format!("'{host}' is not a valid TLS server name")))
 }
 
@@ -226,87 +190,97 @@ fn certificate_matches_name(der: &CertificateDer<'_>, name: &ServerName<'_>) -> 
     })
 }
 
-/// A connection's byte stream: plain TCP, or TLS over it (server or client side).
-pub(crate) enum NetStream {
-    /// ws://
-    Plain(TcpStream),
-    /// wss://, server side.
-    TlsServer(Box<StreamOwned<ServerConnection, TcpStream>>),
-    /// wss://, client side.
-    TlsClient(Box<StreamOwned<ClientConnection, TcpStream>>),
-}
+/// A rustls server configuration, ready to accept connections.
+pub(crate) struct ServerTls(Arc<ServerConfig>);
 
-impl NetStream {
-    /// Wraps an accepted socket in TLS.
-    pub(crate) fn accept_tls(config: &Arc<ServerConfig>, tcp: TcpStream) -> io::Result<Self> {
-        let conn = ServerConnection::new(config.clone()).map_err(io::Error::other)?;
-        Ok(NetStream::TlsServer(Box::new(StreamOwned::new(conn, tcp))))
+impl ServerTls {
+    /// Builds it from PEM settings.
+    pub(crate) fn new(settings: &TlsServerSettings) -> Result<Self, Error> {
+        server_config(settings).map(ServerTls)
     }
 
-    /// Wraps a connected socket in TLS to `name`.
-    pub(crate) fn connect_tls(config: &Arc<ClientConfig>, name: ServerName<'static>, tcp: TcpStream) -> io::Result<Self> {
-        let conn = ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
-        Ok(NetStream::TlsClient(Box::new(StreamOwned::new(conn, tcp))))
-    }
-
-    /// The TCP socket underneath.
-    pub(crate) fn tcp(&self) -> &TcpStream {
-        match self {
-            NetStream::Plain(tcp) => tcp,
-            NetStream::TlsServer(tls) => tls.get_ref(),
-            NetStream::TlsClient(tls) => tls.get_ref(),
-        }
-    }
-
-    /// The TCP socket underneath, mutably (for registration with mio).
-    pub(crate) fn tcp_mut(&mut self) -> &mut TcpStream {
-        match self {
-            NetStream::Plain(tcp) => tcp,
-            NetStream::TlsServer(tls) => tls.get_mut(),
-            NetStream::TlsClient(tls) => tls.get_mut(),
-        }
+    /// Wraps an accepted socket; the TLS handshake runs as the stream is read and written.
+    pub(crate) fn accept(&self, tcp: TcpStream) -> io::Result<TlsStream> {
+        let conn = ServerConnection::new(self.0.clone()).map_err(io::Error::other)?;
+        Ok(TlsStream::Server(Box::new(StreamOwned::new(conn, tcp))))
     }
 }
 
-impl Read for NetStream {
+/// A rustls client configuration and the server name to send and check.
+pub(crate) struct ClientTls(Arc<ClientConfig>, ServerName<'static>);
+
+impl ClientTls {
+    /// Builds it from the settings, for a server reached as `host`.
+    pub(crate) fn new(settings: &TlsClientSettings, host: &str) -> Result<Self, Error> {
+        Ok(ClientTls(client_config(settings)?, server_name(host)?))
+    }
+
+    /// Wraps a connected socket; the TLS handshake runs as the stream is read and written.
+    pub(crate) fn connect(&self, tcp: TcpStream) -> io::Result<TlsStream> {
+        let conn = ClientConnection::new(self.0.clone(), self.1.clone()).map_err(io::Error::other)?;
+        Ok(TlsStream::Client(Box::new(StreamOwned::new(conn, tcp))))
+    }
+}
+
+/// TLS over a socket, either side.
+pub(crate) enum TlsStream {
+    Server(Box<StreamOwned<ServerConnection, TcpStream>>),
+    Client(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl TlsStream {
+    /// The socket underneath.
+    pub(crate) fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            TlsStream::Server(tls) => Some(tls.get_ref()),
+            TlsStream::Client(tls) => Some(tls.get_ref()),
+        }
+    }
+
+    /// See [`TlsStream::tcp`].
+    pub(crate) fn tcp_mut(&mut self) -> Option<&mut TcpStream> {
+        match self {
+            TlsStream::Server(tls) => Some(tls.get_mut()),
+            TlsStream::Client(tls) => Some(tls.get_mut()),
+        }
+    }
+}
+
+impl Read for TlsStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            NetStream::Plain(tcp) => tcp.read(buf),
-            NetStream::TlsServer(tls) => tls.read(buf),
-            NetStream::TlsClient(tls) => tls.read(buf),
+            TlsStream::Server(tls) => tls.read(buf),
+            TlsStream::Client(tls) => tls.read(buf),
         }
     }
 }
 
-impl Write for NetStream {
+impl Write for TlsStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            NetStream::Plain(tcp) => tcp.write(buf),
-            NetStream::TlsServer(tls) => tls.write(buf),
-            NetStream::TlsClient(tls) => tls.write(buf),
+            TlsStream::Server(tls) => tls.write(buf),
+            TlsStream::Client(tls) => tls.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            NetStream::Plain(tcp) => tcp.flush(),
-            NetStream::TlsServer(tls) => tls.flush(),
-            NetStream::TlsClient(tls) => tls.flush(),
+            TlsStream::Server(tls) => tls.flush(),
+            TlsStream::Client(tls) => tls.flush(),
         }
     }
 }
 
 /// A readable cause for a failed TLS handshake, from the I/O error rustls produced.
-pub(crate) fn describe_io_error(err: &io::Error) -> String {
-    match err.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
+pub(crate) fn describe_io_error(err: &io::Error) -> Option<String> {
+    Some(match err.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())? {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
             "TLS: the server's certificate was refused: no trusted authority signed it (to trust a self-signed certificate set trusted_tls_certificate or use TLSOptions.client(certificate))".into()
         }
-        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)) => {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName) => {
             "TLS: the server's certificate was refused: it is not for this host name (connect with the name in the certificate, or set TLSOptions.client(chain, common_name_override))".into()
         }
-        Some(rustls::Error::InvalidCertificate(cause)) => format!("TLS: the server's certificate was refused ({cause:?})"),
-        Some(tls) => format!("TLS: {tls}"),
-        None => err.to_string(),
-    }
+        rustls::Error::InvalidCertificate(cause) => format!("TLS: the server's certificate was refused ({cause:?})"),
+        tls => format!("TLS: {tls}"),
+    })
 }

@@ -59,6 +59,8 @@ pub struct Client {
     /// Whether `ConnectionEstablished` was reported for the current connection.
     established: bool,
     handshake_timeout: Duration,
+    /// The server broke the protocol after the packets of the last `poll`: close at the next.
+    failing: bool,
 }
 
 impl Client {
@@ -134,6 +136,9 @@ impl Client {
     pub fn poll(&mut self, out: &mut Vec<ClientEvent>) {
         let (Some(reactor), Some(peer)) = (&self.reactor, &self.peer) else { return };
         let mut ended = false;
+        if std::mem::take(&mut self.failing) {
+            reactor.commands.send(crate::reactor::Command::Fail { id: SERVER_PEER_ID });
+        }
         while let Ok(event) = reactor.events.try_recv() {
             match event {
                 ReactorEvent::Opened { info, .. } => {
@@ -189,6 +194,7 @@ impl Client {
                     out.push(ClientEvent::ConnectionError { reason });
                     ended = true;
                 }
+                ReactorEvent::Failing { .. } => self.failing = true,
                 // Only servers accept.
                 ReactorEvent::HandshakeFailed { .. } => {}
             }

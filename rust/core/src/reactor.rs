@@ -29,6 +29,10 @@ use tungstenite::{Message, WebSocket};
 
 use crate::config::ConnectionConfig;
 use crate::tls::{self, NetStream};
+use crate::utf8_guard::{self, Utf8Guard};
+
+/// What tungstenite reads and writes: the connection's stream, with incoming text checked early.
+type WsStream = Utf8Guard<NetStream>;
 use crate::peer::{OpenInfo, Packet, PeerShared};
 use crate::{Error, PeerId};
 
@@ -46,6 +50,9 @@ pub(crate) enum Command {
     Close { id: PeerId, code: u16, reason: String },
     Abort { id: PeerId },
     ResumeRead { id: PeerId },
+    /// The game has handled everything that arrived before the peer broke the protocol: close it
+    /// now (see `ReactorEvent::Failing`).
+    Fail { id: PeerId },
     SetNoDelay { id: PeerId, enabled: bool },
     SetHeartbeat { id: PeerId, interval: Option<Duration> },
     SetRefuseNew(bool),
@@ -59,6 +66,10 @@ pub(crate) enum ReactorEvent {
     Opened { id: PeerId, shared: Arc<PeerShared>, info: OpenInfo },
     /// A complete message arrived.
     Packet { id: PeerId, packet: Packet },
+    /// The other side broke the protocol or a limit after the packets reported so far. Reading
+    /// has stopped; the game answers `Command::Fail` once it has handled those packets, so that
+    /// its answers to them still go out before the close frame (Autobahn's strict behaviour).
+    Failing { id: PeerId },
     /// The other side started the close handshake.
     CloseRequested { id: PeerId, code: i32, reason: String },
     /// The connection is gone; `clean` when the close handshake completed. `error` says why we
@@ -209,8 +220,8 @@ impl tungstenite::handshake::server::Callback for AcceptCallback {
     }
 }
 
-type ServerMid = MidHandshake<ServerHandshake<NetStream, AcceptCallback>>;
-type ClientMid = MidHandshake<ClientHandshake<NetStream>>;
+type ServerMid = MidHandshake<ServerHandshake<WsStream, AcceptCallback>>;
+type ClientMid = MidHandshake<ClientHandshake<WsStream>>;
 
 /// Where one connection is in its life.
 enum Stage {
@@ -221,7 +232,7 @@ enum Stage {
     /// Client: writing the upgrade request / reading the response.
     ClientHandshake(ClientMid),
     /// The WebSocket is up (possibly closing).
-    Open(Box<WebSocket<NetStream>>),
+    Open(Box<WebSocket<WsStream>>),
     /// Transient value while a stage is being replaced.
     Gone,
 }
@@ -237,6 +248,9 @@ struct Conn {
     dirty: bool,
     we_closed: bool,
     peer_close: Option<(i32, String)>,
+    /// The protocol violation waiting for `Command::Fail`: the close frame to send and how the
+    /// connection ends.
+    failing: Option<(CloseFrame, Ending)>,
     /// Ping interval, when heartbeats are on.
     heartbeat: Option<Duration>,
     /// When the next heartbeat is due (entries in the heap for other times are stale).
@@ -404,6 +418,11 @@ impl Reactor {
                         self.finish(key, Ending::lost());
                     }
                 }
+                Command::Fail { id } => {
+                    if let Some(&key) = self.by_id.get(&id) {
+                        self.fail_now(key);
+                    }
+                }
                 Command::ResumeRead { id } => {
                     if let Some(&key) = self.by_id.get(&id) {
                         self.pump_read(key);
@@ -468,7 +487,7 @@ impl Reactor {
                 extra_headers: self.extra_headers.clone(),
                 accepted: accepted.clone(),
             };
-            let mid = ServerHandshake::start(stream, callback, Some(self.ws_config));
+            let mid = ServerHandshake::start(Utf8Guard::new(stream), callback, Some(self.ws_config));
             let conn = Conn::new(id, Stage::ServerHandshake { mid, accepted }, Arc::default(), Some(remote));
             let inserted = self.insert(conn);
             debug_assert_eq!(inserted, key);
@@ -560,7 +579,7 @@ impl Reactor {
             },
             None => NetStream::Plain(stream),
         };
-        match ClientHandshake::start(stream, request, Some(self.ws_config)) {
+        match ClientHandshake::start(Utf8Guard::new(stream), request, Some(self.ws_config)) {
             Ok(mid) => {
                 self.conns[key].stage = Stage::ClientHandshake(mid);
                 self.advance_handshake(key);
@@ -608,8 +627,8 @@ impl Reactor {
         }
     }
 
-    fn open(&mut self, key: usize, ws: WebSocket<NetStream>, mut info: OpenInfo) {
-        info.no_delay = ws.get_ref().tcp().and_then(|tcp| tcp.nodelay().ok()).unwrap_or(false);
+    fn open(&mut self, key: usize, ws: WebSocket<WsStream>, mut info: OpenInfo) {
+        info.no_delay = ws.get_ref().get_ref().tcp().and_then(|tcp| tcp.nodelay().ok()).unwrap_or(false);
         let conn = &mut self.conns[key];
         conn.stage = Stage::Open(Box::new(ws));
         conn.last_heard = Instant::now();
@@ -697,6 +716,9 @@ impl Reactor {
         loop {
             let limits = &self.config.limits;
             let Some(conn) = self.conns.get_mut(key) else { return };
+            if conn.failing.is_some() {
+                return;
+            }
             let Stage::Open(ws) = &mut conn.stage else { return };
             let shared = &conn.shared;
             if shared.inbound_full(limits) {
@@ -735,7 +757,17 @@ impl Reactor {
                     return;
                 }
                 Err(err) => {
-                    self.fail_with_close(key, &err);
+                    match close_code_for_error(&err) {
+                        Some(code) => {
+                            // Stop reading; close once the game has answered what came before.
+                            let frame = CloseFrame { code, reason: short_reason(&err).into() };
+                            conn.failing = Some((frame, ending_for_error(&err)));
+                            let id = conn.id;
+                            self.emit(ReactorEvent::Failing { id });
+                            self.close_deadlines.push_back((Instant::now() + self.config.close_timeout, key, id));
+                        }
+                        None => self.fail_with_close(key, &err),
+                    }
                     return;
                 }
             }
@@ -749,6 +781,18 @@ impl Reactor {
         conn.shared.inbound_packets.fetch_add(1, Ordering::SeqCst);
         conn.shared.inbound_bytes.fetch_add(packet.data.len(), Ordering::SeqCst);
         self.emit(ReactorEvent::Packet { id: conn.id, packet });
+    }
+
+    /// Closes a failing connection: the close frame that says why (RFC 6455 section 7.1.7), then
+    /// the connection is dropped.
+    fn fail_now(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some((frame, ending)) = conn.failing.take() else { return };
+        if let Stage::Open(ws) = &mut conn.stage {
+            let _ = ws.close(Some(frame));
+            let _ = ws.flush();
+        }
+        self.finish(key, ending);
     }
 
     /// A protocol violation or limit breach by the other side: tell it why (RFC 6455 section 7.1.7),
@@ -836,7 +880,12 @@ impl Reactor {
             }
             self.close_deadlines.pop_front();
             if self.conns.get(key).is_some_and(|c| c.id == id) {
-                self.finish(key, Ending::lost());
+                if self.conns[key].failing.is_some() {
+                    // The game did not poll in time: fail it anyway.
+                    self.fail_now(key);
+                } else {
+                    self.finish(key, Ending::lost());
+                }
             }
         }
     }
@@ -926,6 +975,7 @@ impl Conn {
             dirty: false,
             we_closed: false,
             peer_close: None,
+            failing: None,
             heartbeat: None,
             next_heartbeat: None,
             last_heard: Instant::now(),
@@ -941,9 +991,9 @@ impl Conn {
     fn stream(&mut self) -> Option<&mut TcpStream> {
         match &mut self.stage {
             Stage::TcpConnecting { stream, .. } => Some(stream),
-            Stage::ServerHandshake { mid, .. } => mid.get_mut().get_mut().tcp_mut(),
-            Stage::ClientHandshake(mid) => mid.get_mut().get_mut().tcp_mut(),
-            Stage::Open(ws) => ws.get_mut().tcp_mut(),
+            Stage::ServerHandshake { mid, .. } => mid.get_mut().get_mut().get_mut().tcp_mut(),
+            Stage::ClientHandshake(mid) => mid.get_mut().get_mut().get_mut().tcp_mut(),
+            Stage::Open(ws) => ws.get_mut().get_mut().tcp_mut(),
             Stage::Gone => None,
         }
     }
@@ -962,6 +1012,7 @@ fn close_code_for_error(err: &tungstenite::Error) -> Option<CloseCode> {
     match err {
         tungstenite::Error::Capacity(_) => Some(CloseCode::Size),
         tungstenite::Error::Utf8(_) => Some(CloseCode::Invalid),
+        tungstenite::Error::Io(err) if utf8_guard::is_invalid_utf8(err) => Some(CloseCode::Invalid),
         // The TCP connection ended without a close frame: a lost connection, not a violation.
         tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => None,
         tungstenite::Error::Protocol(_) => Some(CloseCode::Protocol),

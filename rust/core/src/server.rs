@@ -69,6 +69,9 @@ pub struct Server {
     /// Peers whose disconnect the last `poll` reported: the game may still address them while it
     /// handles the events of that poll.
     just_disconnected: Vec<PeerId>,
+    /// Peers that broke the protocol after the packets of the last `poll`; they are closed at the
+    /// start of the next one, once the game has answered those packets.
+    failing: Vec<PeerId>,
 }
 
 impl Server {
@@ -152,6 +155,9 @@ impl Server {
         let Some(reactor) = &self.reactor else { return };
         let multiplayer = self.config.multiplayer;
         self.just_disconnected.clear();
+        for id in self.failing.drain(..) {
+            reactor.commands.send(Command::Fail { id });
+        }
         // Disconnects held back until their peers' last packets were taken (multiplayer mode).
         if !self.deferred_disconnects.is_empty() {
             let (ready, waiting): (Vec<_>, Vec<_>) =
@@ -212,6 +218,7 @@ impl Server {
                 ReactorEvent::HandshakeFailed { remote, reason } => {
                     out.push(ServerEvent::HandshakeFailed { remote, reason });
                 }
+                ReactorEvent::Failing { id } => self.failing.push(id),
                 // Only clients connect out.
                 ReactorEvent::ConnectFailed { .. } => {}
             }

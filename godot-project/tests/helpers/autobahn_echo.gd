@@ -1,5 +1,6 @@
 ## Helper process: the echo server the Autobahn|Testsuite cases run against (fuzzingclient):
-##   -s res://tests/helpers/autobahn_echo.gd -- <port>
+##   -s res://tests/helpers/autobahn_echo.gd -- <port> [stop file]
+## It quits when the stop file appears.
 ## Every message goes back with its kind (text or binary). When a client's outbound queue is full,
 ## the rest wait in order and are sent as the queue drains: nothing is dropped.
 extends SceneTree
@@ -7,10 +8,13 @@ extends SceneTree
 var server := WebSocketServer.new()
 ## Peer id -> Array of [data, is_text] waiting for room in the outbound queue.
 var pending := {}
+var stop_file := ""
 
 
 func _initialize() -> void:
 	var port := int(OS.get_cmdline_user_args()[0])
+	if OS.get_cmdline_user_args().size() > 1:
+		stop_file = OS.get_cmdline_user_args()[1]
 	server.bind_ip = "127.0.0.1"
 	server.max_message_size = 64 << 20
 	server.outbound_buffer_size = 16 << 20
@@ -44,6 +48,10 @@ func _flush(id: int) -> void:
 
 
 func _process(_delta: float) -> bool:
+	if not stop_file.is_empty() and Engine.get_process_frames() % 30 == 0 and FileAccess.file_exists(stop_file):
+		server.stop()
+		quit(0)
+		return true
 	server.poll()
 	for id in pending.keys():
 		_flush(id)

@@ -5,8 +5,11 @@
 //!   test (only those whose `script::method` name contains FILTER, if given); ends with
 //!   `N passed, N failed`;
 //! - `demo`: one server and two client Godot processes chat through the addon;
+//! - `conformance`: the Autobahn|Testsuite cases against our server and client (also in `test`);
+//!   writes `docs/conformance.md`;
 //! - `godot`: print the Godot 4.6+ binary used (provisioning it if needed).
 
+mod conformance;
 mod godot;
 mod godot_tests;
 mod peers;
@@ -28,12 +31,13 @@ fn main() -> ExitCode {
             test(godot_only, &filter)
         }
         Some("demo") => demo(),
+        Some("conformance") => conformance_command(),
         Some("godot") => godot::find_or_provision().map(|g| {
             println!("{}", g.display());
             ExitCode::SUCCESS
         }),
         _ => {
-            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | godot>");
+            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | godot>");
             return ExitCode::from(2);
         }
     };
@@ -146,6 +150,12 @@ fn test(godot_only: bool, filter: &str) -> Result<ExitCode, String> {
     passed += p;
     failed += f;
 
+    if filter.is_empty() || filter.contains("conformance") {
+        let (p, f) = conformance(&godot)?;
+        passed += p;
+        failed += f;
+    }
+
     // The same TLS tests with the other backend (cargo feature native-tls).
     if filter.is_empty() || filter.contains("tls") {
         println!("== TLS tests with the native-tls backend");
@@ -180,6 +190,35 @@ fn native_tls_tests(godot: &Path, env: &[(String, String)], godot_only: bool) ->
     build(false)?;
     let (p, f) = result?;
     Ok((passed + p, failed + f))
+}
+
+/// The Autobahn cases against our server and our client; one result per side.
+fn conformance(godot: &Path) -> Result<(usize, usize), String> {
+    println!("== RFC 6455 conformance (Autobahn|Testsuite cases run by kosoku)");
+    let python = peers::python_for_peers(&target_dir())?;
+    let results = conformance::run(godot, &root().join("godot-project"), &python, &root())?;
+    let (mut passed, mut failed) = (0, 0);
+    for r in &results {
+        let summary: Vec<String> = r.behaviours.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        if r.passed() {
+            passed += 1;
+            println!("PASS conformance::{} ({})", r.side, summary.join(", "));
+        } else {
+            failed += 1;
+            println!("FAIL conformance::{} ({})", r.side, summary.join(", "));
+            for bad in &r.bad {
+                println!("    - {bad}");
+            }
+        }
+    }
+    println!("    summary written to docs/conformance.md");
+    Ok((passed, failed))
+}
+
+fn conformance_command() -> Result<ExitCode, String> {
+    let godot = prepare_godot()?;
+    let (_, failed) = conformance(&godot)?;
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// `cargo test --workspace`; returns (passed, failed).

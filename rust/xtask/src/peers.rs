@@ -11,12 +11,14 @@ use crate::process;
 
 /// The `websockets` release the tests are written against.
 const WEBSOCKETS_VERSION: &str = "15.0.1";
+/// The `kosoku` release that runs the Autobahn|Testsuite cases.
+const KOSOKU_VERSION: &str = "0.1.0";
 
 /// Environment variables for the test processes, one per peer that could be provided. A peer
 /// that could not be provided is reported here and left out, so only the tests that need it fail.
 pub(crate) fn test_environment(target_dir: &Path) -> Vec<(String, String)> {
     let mut env = Vec::new();
-    match python_with_websockets(target_dir) {
+    match python_for_peers(target_dir) {
         Ok(python) => env.push(("WSRS_PYTHON".to_string(), python.display().to_string())),
         Err(err) => println!("xtask: no Python `websockets` peer for the tests: {err}"),
     }
@@ -27,12 +29,14 @@ pub(crate) fn test_environment(target_dir: &Path) -> Vec<(String, String)> {
     env
 }
 
-/// A Python interpreter with `websockets` installed: a venv in `target/peers-venv`, made once
-/// (under a lock, so two runs at once share it).
-fn python_with_websockets(target_dir: &Path) -> Result<PathBuf, String> {
+/// A Python interpreter with `websockets` and `kosoku` installed: a venv in
+/// `target/peers-venv`, made once (under a lock, so two runs at once share it).
+pub(crate) fn python_for_peers(target_dir: &Path) -> Result<PathBuf, String> {
     let venv = target_dir.join("peers-venv");
     let python = venv.join(if cfg!(windows) { "Scripts/python.exe" } else { "bin/python" });
-    let check = format!("import websockets.version as v; assert v.version == '{WEBSOCKETS_VERSION}'");
+    let check = format!(
+        "import websockets.version as v, importlib.metadata as m; assert v.version == '{WEBSOCKETS_VERSION}'; assert m.version('kosoku') == '{KOSOKU_VERSION}'"
+    );
     let ready = |python: &Path| Command::new(python).args(["-c", &check]).output().is_ok_and(|o| o.status.success());
     if ready(&python) {
         return Ok(python);
@@ -48,16 +52,23 @@ fn python_with_websockets(target_dir: &Path) -> Result<PathBuf, String> {
         .into_iter()
         .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
         .ok_or("no python3 on PATH: install Python 3.9 or newer")?;
-    println!("xtask: making {} with websockets {WEBSOCKETS_VERSION}", venv.display());
+    println!("xtask: making {} with websockets {WEBSOCKETS_VERSION} and kosoku {KOSOKU_VERSION}", venv.display());
     process::run_checked(Command::new(system_python).args(["-m", "venv"]).arg(&venv))
         .map_err(|e| format!("{e} (on Debian/Ubuntu: apt-get install python3-venv)"))?;
     process::run_checked(
-        Command::new(&python).args(["-m", "pip", "install", "-q", &format!("websockets=={WEBSOCKETS_VERSION}")]),
+        Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            &format!("websockets=={WEBSOCKETS_VERSION}"),
+            &format!("kosoku=={KOSOKU_VERSION}"),
+        ]),
     )?;
     if ready(&python) {
         Ok(python)
     } else {
-        Err(format!("{} still cannot import websockets {WEBSOCKETS_VERSION}", python.display()))
+        Err(format!("{} still lacks websockets {WEBSOCKETS_VERSION} or kosoku {KOSOKU_VERSION}", python.display()))
     }
 }
 

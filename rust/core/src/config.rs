@@ -72,6 +72,12 @@ pub struct ConnectionConfig {
     /// Godot multiplayer mode: the server sends each client its id when it opens, a client waits
     /// for that id before it counts as connected (see [`crate::multiplayer`]).
     pub multiplayer: bool,
+    /// Server: connections (open or handshaking) beyond this many are answered with HTTP 503
+    /// and closed (`None`: no limit).
+    pub max_connections: Option<usize>,
+    /// Server: when not empty, a client whose `Origin` header is not in this list is refused
+    /// with HTTP 403 (browsers always send `Origin`; other clients usually send none and pass).
+    pub allowed_origins: Vec<String>,
     /// Server: serve wss:// with this key and certificate (`None`: plain ws://).
     pub tls_server: Option<crate::TlsServerSettings>,
     /// Client: how a wss:// server's certificate is checked (ws:// URLs ignore it).
@@ -89,6 +95,8 @@ impl Default for ConnectionConfig {
             no_delay: true,
             heartbeat_interval: None,
             multiplayer: false,
+            max_connections: None,
+            allowed_origins: Vec::new(),
             tls_server: None,
             tls_client: crate::TlsClientSettings::default(),
         }

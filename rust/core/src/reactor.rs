@@ -173,6 +173,7 @@ impl Drop for ReactorHandle {
 struct AcceptCallback {
     protocols: Arc<Vec<String>>,
     extra_headers: Arc<Vec<(String, String)>>,
+    allowed_origins: Arc<Vec<String>>,
     accepted: Rc<RefCell<OpenInfo>>,
 }
 
@@ -187,6 +188,16 @@ impl tungstenite::handshake::server::Callback for AcceptCallback {
             .map(str::trim)
             .filter(|p| !p.is_empty())
             .collect();
+        if !self.allowed_origins.is_empty() {
+            if let Some(origin) = request.headers().get("Origin") {
+                let origin = origin.to_str().unwrap_or("");
+                if !self.allowed_origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin)) {
+                    let mut refusal = ErrorResponse::new(Some(format!("origin '{origin}' is not allowed")));
+                    *refusal.status_mut() = StatusCode::FORBIDDEN;
+                    return Err(refusal);
+                }
+            }
+        }
         let mut info = self.accepted.borrow_mut();
         info.resource_name =
             request.uri().path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| "/".into());
@@ -286,6 +297,7 @@ struct Reactor {
     ws_config: WebSocketConfig,
     protocols: Arc<Vec<String>>,
     extra_headers: Arc<Vec<(String, String)>>,
+    allowed_origins: Arc<Vec<String>>,
     listener: Option<TcpListener>,
     tls_server: Option<tls::ServerSide>,
     tls_client: Option<tls::ClientSide>,
@@ -319,6 +331,7 @@ impl Reactor {
             events,
             protocols: Arc::new(config.protocols.clone()),
             extra_headers: Arc::new(config.extra_headers.clone()),
+            allowed_origins: Arc::new(config.allowed_origins.clone()),
             config,
             ws_config,
             listener: None,
@@ -460,6 +473,18 @@ impl Reactor {
                 drop(stream);
                 continue;
             }
+            if self.config.max_connections.is_some_and(|max| self.conns.len() >= max) {
+                // Best effort, on a fresh socket that has room: say why, then close.
+                if self.tls_server.is_none() {
+                    use std::io::Write;
+                    let _ = stream.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 5\r\n\r\n");
+                }
+                self.emit(ReactorEvent::HandshakeFailed {
+                    remote,
+                    reason: format!("refused with 503: max_connections ({}) reached", self.conns.len()),
+                });
+                continue;
+            }
             let _ = stream.set_nodelay(self.config.no_delay);
             let id = self.unused_id();
             let key = self.conns.vacant_key();
@@ -485,6 +510,7 @@ impl Reactor {
             let callback = AcceptCallback {
                 protocols: self.protocols.clone(),
                 extra_headers: self.extra_headers.clone(),
+                allowed_origins: self.allowed_origins.clone(),
                 accepted: accepted.clone(),
             };
             let mid = ServerHandshake::start(Utf8Guard::new(stream), callback, Some(self.ws_config));

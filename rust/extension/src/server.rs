@@ -48,6 +48,14 @@ pub(crate) struct WebSocketServer {
     /// Seconds between pings to each client (0: none); a client that does not answer is dropped.
     #[var]
     heartbeat_interval: f64,
+    /// Connections (open or handshaking) beyond this many are refused with HTTP 503 (0: no limit).
+    #[var]
+    max_connections: i64,
+    /// When not empty, browsers whose `Origin` header is not in this list (e.g.
+    /// `"https://mygame.example"`) are refused with HTTP 403. Clients that send no `Origin`
+    /// (native games, servers) are not affected.
+    #[var]
+    allowed_origins: PackedStringArray,
     /// With `ssl_certificate`: serve wss:// (TLS) with this key.
     #[var]
     private_key: Option<Gd<godot::classes::CryptoKey>>,
@@ -138,6 +146,14 @@ impl WebSocketServer {
             Err(err) => return errors::report(context, &err),
         };
         config.tls_server = tls;
+        config.max_connections = match self.max_connections {
+            0 => None,
+            n if n > 0 => usize::try_from(n).ok(),
+            n => {
+                return errors::report(context, &Error::InvalidArgument(format!("max_connections must be 0 (no limit) or positive, not {n}")));
+            }
+        };
+        config.allowed_origins = self.allowed_origins.as_slice().iter().map(GString::to_string).collect();
         let result = self.core.listen(bind_ip, port, config);
         if result.is_ok() {
             self.multiplayer = multiplayer;
@@ -170,6 +186,17 @@ impl WebSocketServer {
                 GodotError::OK
             }
             Err(err) => errors::report("set_buffers", &err),
+        }
+    }
+
+    /// Debug builds only: panics, to prove that a panic inside the extension is caught and
+    /// reported instead of taking the engine down (used by the hostile-call tests).
+    #[cfg(debug_assertions)]
+    #[func]
+    fn debug_force_panic(&self) -> GodotError {
+        #[allow(clippy::panic)]
+        {
+            panic!("forced panic for the tests");
         }
     }
 
@@ -313,6 +340,8 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             outbound_max_packets: 2048,
             max_message_size: 64 << 20,
             heartbeat_interval: 0.0,
+            max_connections: 0,
+            allowed_origins: PackedStringArray::new(),
             private_key: None,
             ssl_certificate: None,
             ca_chain: None,

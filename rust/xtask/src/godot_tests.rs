@@ -121,8 +121,14 @@ fn judge(run: &process::Bounded) -> Vec<String> {
         } else if trimmed.contains("leaked at exit") || trimmed.contains("still in use at exit") || trimmed.starts_with("Leaked instance") {
             problems.push(format!("leak: {trimmed}"));
         } else if trimmed.starts_with("ERROR:") || trimmed.starts_with("SCRIPT ERROR:") {
-            match expected.iter_mut().find(|(fragment, _)| trimmed.contains(fragment.as_str())) {
-                Some(entry) => entry.1 = true,
+            // An announced fragment not yet seen first, so that repeated fragments each need a line.
+            let matches = |fragment: &String| trimmed.contains(fragment.as_str());
+            let index = expected
+                .iter()
+                .position(|(fragment, seen)| !seen && matches(fragment))
+                .or_else(|| expected.iter().position(|(fragment, _)| matches(fragment)));
+            match index {
+                Some(i) => expected[i].1 = true,
                 None => problems.push(format!("unexpected engine error: {trimmed}")),
             }
         }

@@ -1,0 +1,197 @@
+//! Fault injection on loopback: broken and hostile peers get the right close code (or are
+//! dropped), and a well-behaved client talking to the same server meanwhile loses nothing and
+//! sees nothing reordered.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use websocket_rs_core::{Bytes, Client, ClientEvent, ConnectionConfig, Limits, Packet, Server, ServerEvent};
+
+/// A server with small limits, a well-behaved client, and its id.
+fn setup() -> (Server, String, Client, i32) {
+    let config = ConnectionConfig {
+        handshake_timeout: Duration::from_millis(300),
+        limits: Limits { max_message_size: 1024, ..Limits::default() },
+        ..ConnectionConfig::default()
+    };
+    let (mut server, url) = common::server(config.clone());
+    let (client, id) = common::connect(&mut server, &url, ConnectionConfig::default());
+    (server, url, client, id)
+}
+
+/// The well-behaved client sends `count` numbered messages; the server echoes each; all must
+/// come back complete and in order.
+fn bystander_exchange(server: &mut Server, client: &mut Client, id: i32, count: u32) {
+    for seq in 0..count {
+        let packet = Packet { data: Bytes::copy_from_slice(&seq.to_be_bytes()), is_text: false };
+        client.peer().unwrap().send(packet).unwrap();
+    }
+    let mut got = Vec::new();
+    let deadline = Instant::now() + common::LIMIT;
+    let (mut se, mut ce) = (Vec::new(), Vec::new());
+    while got.len() < count as usize {
+        server.poll(&mut se);
+        while let Some(packet) = server.peer(id).unwrap().recv() {
+            server.peer(id).unwrap().send(packet).unwrap();
+        }
+        client.poll(&mut ce);
+        while let Some(packet) = client.peer().unwrap().recv() {
+            got.push(u32::from_be_bytes(packet.data[..4].try_into().unwrap()));
+        }
+        assert!(Instant::now() < deadline, "bystander got {} of {count}", got.len());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(got, (0..count).collect::<Vec<_>>(), "complete and in order");
+    assert!(!ce.iter().any(|e| matches!(e, ClientEvent::ConnectionClosed { .. })), "bystander still connected");
+}
+
+/// A raw TCP peer that completed the upgrade.
+fn raw_upgraded(url: &str) -> TcpStream {
+    let addr = url.trim_start_matches("ws://").trim_end_matches('/');
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    tcp
+}
+
+/// A client frame: masked (unless `masked` is false) with the given first byte.
+fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let mut out = vec![first];
+    let mask = [0x11u8, 0x22, 0x33, 0x44];
+    let bit = if masked { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => out.push(bit | n as u8),
+        n if n < 65536 => {
+            out.push(bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    if masked {
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    } else {
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
+/// Runs the server (and the bystander's echo) until the raw peer has read a close frame;
+/// returns its code.
+fn close_code_seen_by(raw: &mut TcpStream, server: &mut Server) -> u16 {
+    raw.set_nonblocking(true).unwrap();
+    let mut buf = Vec::new();
+    let deadline = Instant::now() + common::LIMIT;
+    let mut se = Vec::new();
+    loop {
+        server.poll(&mut se);
+        let mut chunk = [0u8; 256];
+        match raw.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
+        if buf.len() >= 4 && buf[0] == 0x88 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no close frame; got {buf:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(buf.len() >= 4 && buf[0] == 0x88, "expected a close frame, got {buf:?}");
+    u16::from_be_bytes([buf[2], buf[3]])
+}
+
+#[test]
+fn protocol_violations_get_their_close_codes_and_others_lose_nothing() {
+    let (mut server, url, mut client, id) = setup();
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("invalid UTF-8 in a text frame", frame(0x81, b"ab\xff\xfe", true), 1007),
+        ("an unmasked client frame", frame(0x81, b"hello", false), 1002),
+        ("a message over max_message_size", frame(0x82, &[0u8; 2000], true), 1009),
+        ("reserved bits", frame(0x81 | 0x40, b"x", true), 1002),
+        ("a reserved opcode", frame(0x83, b"x", true), 1002),
+        ("a bad close code", frame(0x88, &999u16.to_be_bytes(), true), 1002),
+        ("a fragmented control frame", frame(0x09, b"ping", true), 1002),
+    ];
+    for (what, bytes, expected) in cases {
+        let mut raw = raw_upgraded(&url);
+        raw.write_all(&bytes).unwrap();
+        bystander_exchange(&mut server, &mut client, id, 50);
+        assert_eq!(close_code_seen_by(&mut raw, &mut server), expected, "{what}");
+        bystander_exchange(&mut server, &mut client, id, 50);
+    }
+}
+
+#[test]
+fn half_handshakes_resets_and_half_messages_leave_others_alone() {
+    let (mut server, url, mut client, id) = setup();
+    let addr = url.trim_start_matches("ws://").trim_end_matches('/').to_string();
+    // Half a handshake, then silence: dropped at handshake_timeout.
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    // An abrupt reset after the upgrade.
+    let reset = raw_upgraded(&url);
+    drop(reset);
+    // A client that dies in the middle of a message: a header for 1000 bytes, then 10.
+    let mut dying = raw_upgraded(&url);
+    let mut partial = frame(0x82, &[7u8; 1000], true);
+    partial.truncate(20);
+    dying.write_all(&partial).unwrap();
+    drop(dying);
+    bystander_exchange(&mut server, &mut client, id, 200);
+    std::thread::sleep(Duration::from_millis(400));
+    bystander_exchange(&mut server, &mut client, id, 200);
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    assert!(matches!(slow.read(&mut buf), Ok(0) | Err(_)), "the half handshake was dropped");
+    assert_eq!(server.peer_ids().count(), 1, "only the bystander is left");
+}
+
+#[test]
+fn five_hundred_connections_at_once() {
+    let (mut server, url) = common::server(ConnectionConfig::default());
+    let (mut bystander, id) = common::connect(&mut server, &url, ConnectionConfig::default());
+    let opener = {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let addr = url.trim_start_matches("ws://").trim_end_matches('/').to_string();
+            let streams: Vec<TcpStream> = (0..500).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+            streams
+                .into_iter()
+                .map(|s| tungstenite::client::client(url.as_str(), s).map(|(ws, _)| ws).unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    let mut connected = 0;
+    let deadline = Instant::now() + common::LIMIT;
+    let mut se = Vec::new();
+    while connected < 500 {
+        se.clear();
+        server.poll(&mut se);
+        connected += se.iter().filter(|e| matches!(e, ServerEvent::ClientConnected { .. })).count();
+        assert!(Instant::now() < deadline, "{connected} of 500");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let sockets = opener.join().unwrap();
+    bystander_exchange(&mut server, &mut bystander, id, 100);
+    assert_eq!(server.peer_ids().count(), 501);
+    drop(sockets);
+}

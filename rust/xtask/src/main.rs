@@ -7,6 +7,8 @@
 //! - `demo`: one server and two client Godot processes chat through the addon;
 //! - `conformance`: the Autobahn|Testsuite cases against our server and client (also in `test`);
 //!   writes `docs/conformance.md`;
+//! - `soak [--seconds N]`: 500 clients connect, exchange checked messages and leave, for 10
+//!   minutes by default; reports lost messages and server memory growth;
 //! - `godot`: print the Godot 4.6+ binary used (provisioning it if needed).
 
 mod conformance;
@@ -14,6 +16,7 @@ mod godot;
 mod godot_tests;
 mod peers;
 mod process;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -32,12 +35,27 @@ fn main() -> ExitCode {
         }
         Some("demo") => demo(),
         Some("conformance") => conformance_command(),
+        Some("soak") => {
+            let seconds = args
+                .iter()
+                .position(|a| a == "--seconds")
+                .and_then(|i| args.get(i + 1))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(600);
+            prepare_godot().and_then(|godot| soak::run(&godot, &root().join("godot-project"), seconds)).map(|ok| {
+                if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            })
+        }
         Some("godot") => godot::find_or_provision().map(|g| {
             println!("{}", g.display());
             ExitCode::SUCCESS
         }),
         _ => {
-            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | godot>");
+            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | godot>");
             return ExitCode::from(2);
         }
     };

@@ -8,6 +8,8 @@
 mod client;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod multiplayer;
 mod peer;
 mod reactor;

@@ -170,11 +170,11 @@ impl Drop for ReactorHandle {
 
 /// A server-side handshake callback: picks the sub-protocol, adds extra headers and records what
 /// the client asked for.
-struct AcceptCallback {
-    protocols: Arc<Vec<String>>,
-    extra_headers: Arc<Vec<(String, String)>>,
-    allowed_origins: Arc<Vec<String>>,
-    accepted: Rc<RefCell<OpenInfo>>,
+pub(crate) struct AcceptCallback {
+    pub(crate) protocols: Arc<Vec<String>>,
+    pub(crate) extra_headers: Arc<Vec<(String, String)>>,
+    pub(crate) allowed_origins: Arc<Vec<String>>,
+    pub(crate) accepted: Rc<RefCell<OpenInfo>>,
 }
 
 impl tungstenite::handshake::server::Callback for AcceptCallback {

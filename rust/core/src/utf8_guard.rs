@@ -46,6 +46,11 @@ impl<S> Utf8Guard<S> {
         Utf8Guard { inner, phase: Phase::Head(0), in_text_message: false, utf8: Utf8State::default(), poisoned: false }
     }
 
+    /// Wraps a stream that is already past its HTTP head (frames come first).
+    pub(crate) fn after_head(inner: S) -> Self {
+        Utf8Guard { phase: Phase::Header { buf: [0; 14], have: 0 }, ..Self::new(inner) }
+    }
+
     /// The wrapped stream.
     pub(crate) fn get_ref(&self) -> &S {
         &self.inner

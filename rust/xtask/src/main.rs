@@ -9,9 +9,11 @@
 //!   writes `docs/conformance.md`;
 //! - `soak [--seconds N]`: 500 clients connect, exchange checked messages and leave, for 10
 //!   minutes by default; reports lost messages and server memory growth;
+//! - `fuzz [--seconds N]`: a libFuzzer run of every `fuzz/` target, a minute each by default;
 //! - `godot`: print the Godot 4.6+ binary used (provisioning it if needed).
 
 mod conformance;
+mod fuzz;
 mod godot;
 mod godot_tests;
 mod peers;
@@ -36,26 +38,19 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("conformance") => conformance_command(),
         Some("soak") => {
-            let seconds = args
-                .iter()
-                .position(|a| a == "--seconds")
-                .and_then(|i| args.get(i + 1))
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(600);
-            prepare_godot().and_then(|godot| soak::run(&godot, &root().join("godot-project"), seconds)).map(|ok| {
-                if ok {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                }
-            })
+            let seconds = seconds_arg(&args).unwrap_or(600);
+            prepare_godot().and_then(|godot| soak::run(&godot, &root().join("godot-project"), seconds)).map(exit_code)
+        }
+        Some("fuzz") => {
+            let seconds = seconds_arg(&args).unwrap_or(60);
+            fuzz::run(&root(), &target_dir(), seconds).map(exit_code)
         }
         Some("godot") => godot::find_or_provision().map(|g| {
             println!("{}", g.display());
             ExitCode::SUCCESS
         }),
         _ => {
-            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | godot>");
+            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | fuzz [--seconds N] | godot>");
             return ExitCode::from(2);
         }
     };
@@ -65,6 +60,20 @@ fn main() -> ExitCode {
             eprintln!("xtask: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The number after `--seconds`, if given.
+fn seconds_arg(args: &[String]) -> Option<u64> {
+    args.iter().position(|a| a == "--seconds").and_then(|i| args.get(i + 1)).and_then(|s| s.parse().ok())
+}
+
+/// Success when a check passed.
+fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

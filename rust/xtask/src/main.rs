@@ -10,8 +10,12 @@
 //! - `soak [--seconds N]`: 500 clients connect, exchange checked messages and leave, for 10
 //!   minutes by default; reports lost messages and server memory growth;
 //! - `fuzz [--seconds N]`: a libFuzzer run of every `fuzz/` target, a minute each by default;
+//! - `bench [--quick]`: ours, Godot's built-in WebSocket and a pure-tungstenite ceiling under the
+//!   same load generator; writes `docs/bench/` (`--quick`: a smoke run under a minute, written to
+//!   `docs/bench/quick.md`);
 //! - `godot`: print the Godot 4.6+ binary used (provisioning it if needed).
 
+mod bench;
 mod conformance;
 mod fuzz;
 mod godot;
@@ -45,12 +49,13 @@ fn main() -> ExitCode {
             let seconds = seconds_arg(&args).unwrap_or(60);
             fuzz::run(&root(), &target_dir(), seconds).map(exit_code)
         }
+        Some("bench") => bench_command(args.iter().any(|a| a == "--quick")),
         Some("godot") => godot::find_or_provision().map(|g| {
             println!("{}", g.display());
             ExitCode::SUCCESS
         }),
         _ => {
-            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | fuzz [--seconds N] | godot>");
+            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | fuzz [--seconds N] | bench [--quick] | godot>");
             return ExitCode::from(2);
         }
     };
@@ -61,6 +66,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Builds the release extension and load generator, then runs the benchmarks.
+fn bench_command(quick: bool) -> Result<ExitCode, String> {
+    build_with(true, Backend::Rustls)?;
+    process::run_checked(Command::new(env!("CARGO")).current_dir(root()).args(["build", "--release", "-p", "websocket_rs_bench"]))?;
+    let loadgen = target_dir().join("release").join(if cfg!(windows) { "wsrs-bench.exe" } else { "wsrs-bench" });
+    let godot = godot::find_or_provision()?;
+    godot::import_project(&godot, &root().join("godot-project"))?;
+    let ok = bench::run(&godot, &root(), &loadgen, quick)?;
+    // The tests and the demo expect the debug build.
+    build(false)?;
+    Ok(exit_code(ok))
 }
 
 /// The number after `--seconds`, if given.

@@ -11,6 +11,12 @@ mod server;
 mod settings;
 mod tls;
 
+/// Packets are allocated on the I/O thread and freed on the game thread (and the reverse for
+/// sends); mimalloc frees across threads without the arena lock glibc's malloc takes, which
+/// `cargo xtask bench` showed as futex wake-ups on the game thread.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct WebSocketRsExtension;
 
 #[gdextension]

@@ -12,7 +12,7 @@
 //! - `fuzz [--seconds N]`: a libFuzzer run of every `fuzz/` target, a minute each by default;
 //! - `bench [--quick]`: ours, Godot's built-in WebSocket and a pure-tungstenite ceiling under the
 //!   same load generator; writes `docs/bench/` (`--quick`: a smoke run under a minute, written to
-//!   `docs/bench/quick.md`);
+//!   `target/bench-quick/`);
 //! - `godot`: print the Godot 4.6+ binary used (provisioning it if needed).
 
 mod bench;
@@ -75,7 +75,7 @@ fn bench_command(quick: bool) -> Result<ExitCode, String> {
     let loadgen = target_dir().join("release").join(if cfg!(windows) { "wsrs-bench.exe" } else { "wsrs-bench" });
     let godot = godot::find_or_provision()?;
     godot::import_project(&godot, &root().join("godot-project"))?;
-    let ok = bench::run(&godot, &root(), &loadgen, quick)?;
+    let ok = bench::run(&godot, &root(), &loadgen, quick, &target_dir().join("bench-quick"))?;
     // The tests and the demo expect the debug build.
     build(false)?;
     Ok(exit_code(ok))

@@ -5,24 +5,35 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Connection attempts that failed and were tried again (see [`connect`]).
+pub(crate) static RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// [`connect_once`], tried up to 30 times: a server that admits few connections per frame
+/// (Godot's `WebSocketMultiplayerPeer` takes one per `poll()`) overflows the kernel's accept
+/// queue, and the connections it drops are reset. Each retry is counted in [`RETRIES`].
+pub(crate) fn connect(port: u16) -> Result<(TcpStream, Vec<u8>), String> {
+    let mut attempt = 0u64;
+    loop {
+        match connect_once(port) {
+            Ok(connection) => return Ok(connection),
+            Err(err) if attempt < 30 => {
+                let _ = err;
+                attempt += 1;
+                RETRIES.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20 * attempt));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
 
 /// Opens a connection to 127.0.0.1:`port` and completes the upgrade. Returns the socket and the
 /// bytes read after the response head (the start of the first frames).
-pub(crate) fn connect(port: u16) -> Result<(TcpStream, Vec<u8>), String> {
-    let mut attempt = 0;
-    let mut stream = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(stream) => break stream,
-            // A full accept backlog refuses for a moment; try again a few times.
-            Err(err) if attempt < 20 => {
-                attempt += 1;
-                let _ = err;
-                std::thread::sleep(Duration::from_millis(50 * attempt));
-            }
-            Err(err) => return Err(format!("cannot connect to port {port}: {err}")),
-        }
-    };
+pub(crate) fn connect_once(port: u16) -> Result<(TcpStream, Vec<u8>), String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("cannot connect to port {port}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
     let request = format!(

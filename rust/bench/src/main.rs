@@ -1,7 +1,8 @@
 //! `wsrs-bench`: the benchmark programs `cargo xtask bench` runs (built in release mode).
 //!
 //! - `wsrs-bench load <workload> <port> [--clients N] [--window N] [--size BYTES] [--seconds S]
-//!   [--threads N] [--skip-first]`: the load generator. Workloads: `echo` (pipelined messages,
+//!   [--threads N] [--skip-first]`: the load generator (event-loop threads: half the cores unless
+//!   `--threads` says otherwise; churn uses 8 connecting threads). Workloads: `echo` (pipelined messages,
 //!   every echo checked in order, round-trip latency), `broadcast` (receive a server's ticks,
 //!   each client checks it gets every tick in order), `idle` (hold N open connections), `churn`
 //!   (connect, handshake, close, as fast as possible). Prints one `RESULT key=value ...` line and

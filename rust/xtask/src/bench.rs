@@ -455,8 +455,8 @@ fn chart_svg(figures: &[Figures]) -> String {
     let (left, bar_h, gap, width) = (270.0, 12.0, 14.0, 760.0);
     let group_h = 3.0 * bar_h + gap;
     let height = 60.0 + METRICS.len() as f64 * group_h + 40.0;
-    // log10 scale from 0.1x to 1000x.
-    let (lo, hi) = (-1.0f64, 3.0f64);
+    // log10 scale from 0.1x to 10,000x.
+    let (lo, hi) = (-1.0f64, 4.0f64);
     let plot_w = width - left - 80.0;
     let x = |ratio: f64| left + ((ratio.max(1e-3).log10() - lo) / (hi - lo)).clamp(0.0, 1.0) * plot_w;
     let mut svg = format!(
@@ -468,7 +468,7 @@ fn chart_svg(figures: &[Figures]) -> String {
         let lx = 10.0 + i as f64 * 120.0;
         svg.push_str(&format!("<rect x=\"{lx}\" y=\"28\" width=\"10\" height=\"10\" fill=\"{colour}\"/><text x=\"{}\" y=\"37\">{label}</text>\n", lx + 14.0));
     }
-    for tick in [0.1, 1.0, 10.0, 100.0, 1000.0] {
+    for tick in [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0] {
         let tx = x(tick);
         svg.push_str(&format!(
             "<line x1=\"{tx:.1}\" y1=\"50\" x2=\"{tx:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{tick}x</text>\n",

@@ -3,7 +3,8 @@
 //! cargo-fuzz is installed into `target/tools` at a pinned version; the stable toolchain is used
 //! with `RUSTC_BOOTSTRAP=1` and no sanitizer (libFuzzer still finds panics, overflows in debug
 //! assertions and hangs). A crash leaves its input in `fuzz/artifacts/<target>/` and fails the run;
-//! each one found becomes a regression test in `rust/core/tests/fuzz_regressions.rs`.
+//! fix it and add the input to the core's tests (`fuzzing::tests` runs every entry point on its
+//! seeds in `cargo test`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

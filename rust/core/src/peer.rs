@@ -190,7 +190,12 @@ impl PeerHandle {
         let shared = &peer.shared;
         shared.inbound_packets.fetch_sub(1, Ordering::SeqCst);
         shared.inbound_bytes.fetch_sub(packet.data.len(), Ordering::SeqCst);
-        if !shared.inbound_full(&peer.limits) && shared.read_paused.swap(false, Ordering::SeqCst) {
+        // Checked with a load first: the swap writes a cache line the I/O thread uses, and a
+        // paused read is rare.
+        if shared.read_paused.load(Ordering::SeqCst)
+            && !shared.inbound_full(&peer.limits)
+            && shared.read_paused.swap(false, Ordering::SeqCst)
+        {
             peer.commands.send(Command::ResumeRead { id: peer.id });
         }
         Some(packet)

@@ -44,7 +44,6 @@ func test_full_outbound_queue_refuses_and_nothing_is_lost() -> void:
 		await get_tree().process_frame
 	check(stalled, "put_packet kept refusing while the client did not read (accepted %d)" % accepted)
 	check(to_client.get_current_outbound_buffered_amount() <= 65536, "within outbound_buffer_size")
-	# Now the client drains; the server retries the refused packet and sends a few more.
 	# Now the client drains; the server retries the refused packet and sends ten more.
 	# (Counters live in arrays: a lambda captures plain values by copy.)
 	var total := accepted + 11

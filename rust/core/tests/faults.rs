@@ -195,3 +195,48 @@ fn five_hundred_connections_at_once() {
     assert_eq!(server.peer_ids().count(), 501);
     drop(sockets);
 }
+
+#[test]
+fn a_peer_that_never_reads_fills_its_outbound_queue_and_others_lose_nothing() {
+    let (mut server, url, mut client, id) = setup();
+    let _silent = raw_upgraded(&url);
+    let deadline = Instant::now() + common::LIMIT;
+    let mut events = Vec::new();
+    let silent_id = loop {
+        server.poll(&mut events);
+        if let Some(other) = events.iter().find_map(|e| match e {
+            ServerEvent::ClientConnected { id: other, .. } if *other != id => Some(*other),
+            _ => None,
+        }) {
+            break other;
+        }
+        assert!(Instant::now() < deadline, "the silent peer never connected");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    // The server keeps sending 16 KiB messages to a peer that reads nothing; once the kernel's
+    // buffers are full too, the queue stays full and `send` keeps refusing.
+    let limit = Limits::default().outbound_buffer_size;
+    let mut accepted = 0usize;
+    let mut refusals_in_a_row = 0;
+    while refusals_in_a_row < 20 {
+        let packet = Packet { data: Bytes::from(vec![1u8; 16 << 10]), is_text: false };
+        match server.peer(silent_id).unwrap().send(packet) {
+            Ok(()) => {
+                accepted += 1;
+                refusals_in_a_row = 0;
+            }
+            Err(websocket_rs_core::Error::OutboundFull { .. }) => {
+                refusals_in_a_row += 1;
+                // Others are served while it is stuck.
+                bystander_exchange(&mut server, &mut client, id, 20);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(other) => panic!("unexpected error {other}"),
+        }
+        let queued = server.peer(silent_id).unwrap().outbound_buffered();
+        assert!(queued <= limit + (16 << 10), "queued {queued} bytes, over outbound_buffer_size {limit}");
+        assert!(Instant::now() < deadline, "the queue never stayed full ({accepted} accepted)");
+    }
+    assert!(accepted > 0, "some messages were accepted before the limit");
+    bystander_exchange(&mut server, &mut client, id, 200);
+}

@@ -67,24 +67,9 @@ struct Running {
 }
 
 impl Running {
-    fn start(mut command: Command) -> Result<Running, String> {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {command:?}: {e}"))?;
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(mut lines) = sink.lock() {
-                    lines.push(line);
-                }
-            }
-        });
-        let running = Running { child, lines };
+    /// Starts a bench server and waits for its `READY` line.
+    fn start(command: Command) -> Result<Running, String> {
+        let running = Running::start_plain(command)?;
         running.wait_for(|l| l == "READY", Duration::from_secs(60)).map_err(|e| format!("the bench server did not start: {e}"))?;
         Ok(running)
     }
@@ -296,7 +281,7 @@ impl Bench {
 }
 
 impl Running {
-    /// Starts a process that prints no READY line (the idle load generator).
+    /// Starts a process and collects its output lines.
     fn start_plain(mut command: Command) -> Result<Running, String> {
         let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().map_err(|e| format!("cannot start {command:?}: {e}"))?;
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -436,9 +421,22 @@ fn report_markdown(root: &Path, bench: &Bench, figures: &[Figures], quick: bool)
         "\n\"ours vs built-in\" is how many times better ours is (a speed-up, or a reduction for lower-is-better \
          figures); \"ours / ceiling\" is ours as a share of the ceiling's performance. (c) and (d) time only the \
          server's own calls on Godot's main thread (`poll()` and the sends); our I/O thread's work is not in them, \
-         the ceiling's work is all on its one thread. The load generator used {:.0}% of one core during (a) against ours.\n\n",
-        figures[0].echo_loadgen_cpu
+         the ceiling's work is all on its one thread. The load generator used {:.0}% / {:.0}% / {:.0}% of one core \
+         during (a) against ours / built-in / ceiling.\n\n",
+        figures[0].echo_loadgen_cpu, figures[1].echo_loadgen_cpu, figures[2].echo_loadgen_cpu
     ));
+    md.push_str(
+        "How the servers run:\n\
+         - (a), (b), (e): the Godot servers run frames back to back (`Engine.max_fps = 0`, \
+         `OS.low_processor_usage_mode_sleep_usec = 0`; headless Godot otherwise sleeps 6.9 ms a frame) and \
+         echo every message from GDScript as it is received; the built-in one polls every `WebSocketPeer` each frame.\n\
+         - (c), (d): 60 frames a second. The load generator connects every client first; only frames with every \
+         client connected are measured. Godot's `WebSocketMultiplayerPeer` admits one connection per `poll()`, so \
+         its clients wait (and some are reset and retried: `connect_retries`) before (c) starts.\n\
+         - The load generator drives its connections from half the machine's cores (one event loop per core), \
+         leaving the rest to the server; on a 2-core machine the server's threads and the load generator still share \
+         the cores, which the ceiling (one thread) feels least.\n\n",
+    );
     md.push_str("## Raw load generator results\n\n```\n");
     for line in &bench.log {
         md.push_str(line);

@@ -19,8 +19,6 @@ use crate::Options;
 struct Tally {
     /// Messages received and checked.
     received: u64,
-    /// Bytes of those messages.
-    bytes: u64,
     /// Messages missing, out of order or corrupted.
     errors: u64,
     /// Round-trip times in microseconds (echo), measured after the warm-up.
@@ -110,7 +108,6 @@ fn on_threads<T: Send + 'static>(
     for handle in handles {
         let tally = handle.join().map_err(|_| "a load thread panicked".to_string())??;
         total.received += tally.received;
-        total.bytes += tally.bytes;
         total.errors += tally.errors;
         total.measured += tally.measured;
         total.latencies_us.extend(tally.latencies_us);
@@ -214,7 +211,6 @@ fn echo_worker(group: Vec<(TcpStream, Vec<u8>)>, window: usize, size: usize, bas
                         }
                         client.next_expected += 1;
                         tally.received += 1;
-                        tally.bytes += data.len() as u64;
                         let now = Instant::now();
                         if intact && now >= warm_until && now < send_until {
                             let sent = u64::from_le_bytes(data[8..16].try_into().unwrap_or_default());
@@ -316,7 +312,6 @@ fn broadcast_worker(group: Vec<(TcpStream, Vec<u8>)>, until: Instant, skip_first
                         *last = tick;
                         *count += 1;
                         tally.received += 1;
-                        tally.bytes += data.len() as u64;
                     }
                     Ok(Message::Close(frame)) => {
                         tally.error(format!("the server closed the connection: {frame:?}"));

@@ -46,7 +46,7 @@ struct Scale {
     idle_clients: usize,
 }
 
-/// What one server achieved; None where the workload was not run.
+/// What one server achieved (0 where a figure could not be measured).
 #[derive(Default, Clone, Debug)]
 struct Figures {
     echo_messages_per_s: f64,

@@ -1,5 +1,5 @@
 //! The ceiling: a WebSocket server of tungstenite and mio alone, on one thread, with the same
-//! tungstenite settings as our core (4 KiB read buffer). It does what the Godot bench servers
+//! tungstenite settings as our core (4 KiB read buffer, 64 KiB write buffer). It does what the Godot bench servers
 //! do, with nothing else in the way, and prints the same `BENCH` lines:
 //! - `echo`: every message goes back to its sender;
 //! - `broadcast`: once `expected` peers are connected, a 100-byte tick goes to all of them 60
@@ -27,6 +27,7 @@ enum Conn {
 fn config() -> WebSocketConfig {
     let mut config = WebSocketConfig::default();
     config.read_buffer_size = 4096;
+    config.write_buffer_size = 64 << 10;
     config.max_message_size = Some(64 << 20);
     config.max_frame_size = Some(64 << 20);
     config

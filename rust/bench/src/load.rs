@@ -350,7 +350,7 @@ fn idle(port: u16, clients: usize, seconds: u64) -> Result<(bool, String), Strin
     let mut buf = [0u8; 64];
     for (stream, _) in &connections {
         let _ = stream.set_nonblocking(true);
-        match (&*stream).peek(&mut buf) {
+        match stream.peek(&mut buf) {
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             _ => closed += 1,
         }

@@ -15,7 +15,8 @@ use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::WebSocket;
 
 use crate::peer::OpenInfo;
-use crate::reactor::AcceptCallback;
+use crate::reactor::{tungstenite_config, AcceptCallback};
+use crate::Limits;
 use crate::utf8_guard::Utf8Guard;
 
 /// Reads from fixed input (then "would block", like a drained socket); writes go nowhere.
@@ -46,12 +47,9 @@ impl Write for Memory<'_> {
     }
 }
 
+/// The reactor's tungstenite settings, with a 64 KiB message limit so that inputs can reach it.
 fn config() -> WebSocketConfig {
-    let mut config = WebSocketConfig::default();
-    config.read_buffer_size = 4096;
-    config.max_message_size = Some(64 << 10);
-    config.max_frame_size = Some(64 << 10);
-    config
+    tungstenite_config(&Limits { max_message_size: 64 << 10, ..Limits::default() })
 }
 
 /// Reads messages until the input runs out or the connection fails.

@@ -27,7 +27,7 @@ use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
-use crate::config::ConnectionConfig;
+use crate::config::{ConnectionConfig, Limits};
 use crate::tls::{self, NetStream};
 use crate::utf8_guard::{self, Utf8Guard};
 
@@ -166,6 +166,17 @@ impl Drop for ReactorHandle {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// The tungstenite settings of every connection: small buffers, and `limits.max_message_size`
+/// for both frames and messages.
+pub(crate) fn tungstenite_config(limits: &Limits) -> WebSocketConfig {
+    let mut ws_config = WebSocketConfig::default();
+    ws_config.read_buffer_size = READ_BUFFER_SIZE;
+    ws_config.write_buffer_size = WRITE_BUFFER_SIZE;
+    ws_config.max_message_size = Some(limits.max_message_size);
+    ws_config.max_frame_size = Some(limits.max_message_size);
+    ws_config
 }
 
 /// A server-side handshake callback: picks the sub-protocol, adds extra headers and records what
@@ -319,11 +330,7 @@ impl Reactor {
         events: Sender<ReactorEvent>,
         config: ConnectionConfig,
     ) -> Self {
-        let mut ws_config = WebSocketConfig::default();
-        ws_config.read_buffer_size = READ_BUFFER_SIZE;
-        ws_config.write_buffer_size = WRITE_BUFFER_SIZE;
-        ws_config.max_message_size = Some(config.limits.max_message_size);
-        ws_config.max_frame_size = Some(config.limits.max_message_size);
+        let ws_config = tungstenite_config(&config.limits);
         Reactor {
             poll,
             commands,

@@ -160,7 +160,7 @@ pub(crate) fn run_demo(godot: &Path, project: &Path) -> Result<ExitCode, String>
         "res://lobby/lobby.tscn",
         &["--players=2"],
     )?;
-    Ok(if chat && lobby { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(crate::exit_code(chat && lobby))
 }
 
 /// Runs `scene` as a server (with `server_args`) and the clients alice and bob, each in its own

@@ -87,7 +87,7 @@ fn seconds_arg(args: &[String]) -> Option<u64> {
 }
 
 /// Success when a check passed.
-fn exit_code(ok: bool) -> ExitCode {
+pub(crate) fn exit_code(ok: bool) -> ExitCode {
     if ok {
         ExitCode::SUCCESS
     } else {
@@ -210,7 +210,7 @@ fn test(godot_only: bool, filter: &str) -> Result<ExitCode, String> {
     }
 
     println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 && passed > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(exit_code(failed == 0 && passed > 0))
 }
 
 /// The core's TLS tests and the Godot TLS tests with the extension built with native-tls; the
@@ -263,7 +263,7 @@ fn conformance(godot: &Path) -> Result<(usize, usize), String> {
 fn conformance_command() -> Result<ExitCode, String> {
     let godot = prepare_godot()?;
     let (_, failed) = conformance(&godot)?;
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(exit_code(failed == 0))
 }
 
 /// `cargo test --workspace`; returns (passed, failed).

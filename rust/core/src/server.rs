@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::multiplayer;
-use crate::peer::{Packet, PeerHandle};
+use crate::peer::{Packet, PeerHandle, ReadyState};
 use crate::reactor::{Command, ReactorEvent, ReactorHandle, Start};
 use crate::{ConnectionConfig, Error, PeerId};
 
@@ -258,15 +258,21 @@ impl Server {
 
     /// Multiplayer mode: queues `packet` for the peers MultiplayerPeer's `target` names (0: all,
     /// positive: that peer, negative: all but that one). Every reachable peer gets it; the first
-    /// error (unknown peer, full queue) is returned.
+    /// error (unknown peer, full queue, a named peer that is not open) is returned. A broadcast
+    /// leaves out peers already closing: they can no longer take data, and their disconnect is
+    /// reported next.
     pub fn send_to(&self, target: PeerId, packet: Packet) -> Result<(), Error> {
         if self.reactor.is_none() {
             return Err(Error::NotActive);
         }
+        let broadcast = target <= 0;
         let mut first_error = None;
         for id in multiplayer::targets(target, self.peers.keys().copied()) {
             if self.just_disconnected.contains(&id) || self.deferred_disconnects.iter().any(|(peer, _)| peer.id() == id) {
                 // Gone, and the game is told (now, or once it has taken the peer's last packets).
+                continue;
+            }
+            if broadcast && self.peers.get(&id).is_some_and(|peer| peer.ready_state() != ReadyState::Open) {
                 continue;
             }
             let result = self.peer(id).and_then(|peer| peer.send(packet.clone()));

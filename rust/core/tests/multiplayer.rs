@@ -62,6 +62,18 @@ fn the_client_is_established_only_with_its_id_and_packets_carry_their_sender() {
     };
     assert_eq!(take_all(&a), vec![b"all".to_vec(), b"only a".to_vec()]);
     assert_eq!(take_all(&b), vec![b"all".to_vec(), b"not a".to_vec()]);
+
+    // A peer that is closing (its disconnect not reported yet) is left out of broadcasts, as
+    // SceneMultiplayer keeps broadcasting meanwhile; sending to it by id is still an error.
+    server.peer(a_id).unwrap().close(1000, "").unwrap();
+    server.send_to(0, binary(b"after a left")).unwrap();
+    assert!(server.send_to(a_id, binary(b"to a")).is_err(), "a closing peer named as target");
+    let (mut se, mut ce) = (Vec::new(), Vec::new());
+    common::pump(&mut server, &mut [&mut a, &mut b], &mut se, &mut ce, |_, c| {
+        c[1].iter().any(|e| matches!(e, ClientEvent::DataReceived))
+    });
+    assert_eq!(take_all(&b), vec![b"after a left".to_vec()]);
+    assert!(take_all(&a).is_empty(), "nothing after the close");
 }
 
 #[test]

@@ -30,7 +30,7 @@ fn main() {
 
 fn measure(count: usize, active: usize) {
     let mut server = Server::new();
-    let addr = server.listen("127.0.0.1", 0, ConnectionConfig::default()).expect("listen on 127.0.0.1");
+    let addr = server.listen(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), ConnectionConfig::default()).expect("listen on 127.0.0.1");
     let mut events = Vec::new();
     // Warm the allocator and the event path before the baseline.
     server.poll(&mut events);

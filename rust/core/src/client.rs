@@ -6,9 +6,12 @@ use std::time::{Duration, Instant};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::http::{HeaderName, HeaderValue, Uri};
 
-use crate::peer::{PeerHandle, PeerShared};
-use crate::reactor::{ReactorEvent, ReactorHandle, Start};
+use crate::command::PeerCommand;
+use crate::connection::Ending;
+use crate::flow::FlowControl;
 use crate::multiplayer;
+use crate::peer::PeerHandle;
+use crate::reactor::{ReactorEvent, ReactorHandle, Start};
 use crate::{ConnectionConfig, Error, PeerId, SERVER_PEER_ID};
 
 /// Something that happened on the client since the last `poll()`.
@@ -24,7 +27,7 @@ pub enum ClientEvent {
     /// The server sent a close frame; keep polling until `ConnectionClosed`.
     CloseRequested {
         /// Its close code.
-        code: i32,
+        code: u16,
         /// Its close reason.
         reason: String,
     },
@@ -98,38 +101,43 @@ impl Client {
         let mut request = uri.clone().into_client_request().map_err(|err| invalid(&err.to_string()))?;
         if !config.protocols.is_empty() {
             let value = HeaderValue::from_str(&config.protocols.join(", "))
-                .map_err(|err| Error::InvalidArgument(format!("sub-protocols: {err}")))?;
+                .map_err(|err| Error::InvalidSubProtocol(format!("sub-protocols: {err}")))?;
             request.headers_mut().insert("Sec-WebSocket-Protocol", value);
         }
         for (name, value) in &config.extra_headers {
             let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|err| Error::InvalidArgument(format!("header name '{name}': {err}")))?;
+                .map_err(|err| Error::InvalidHeader(format!("header name '{name}': {err}")))?;
             let value = HeaderValue::from_str(value)
-                .map_err(|err| Error::InvalidArgument(format!("header value '{value}': {err}")))?;
+                .map_err(|err| Error::InvalidHeader(format!("header value '{value}': {err}")))?;
             request.headers_mut().append(name, value);
         }
-        let shared = Arc::new(PeerShared::default());
-        let peer_config = config.clone();
-        let reactor = ReactorHandle::spawn(
-            Start::Connect { id: SERVER_PEER_ID, host: host.clone(), port, request, shared: shared.clone(), tls },
-            config,
-        )?;
-        self.peer = Some(PeerHandle::new(SERVER_PEER_ID, shared, reactor.commands.clone(), &peer_config, url.to_string()));
+        let flow = Arc::new(FlowControl::default());
+        let start = Start::Connect { id: SERVER_PEER_ID, host: host.clone(), port, request: Box::new(request), flow: flow.clone(), tls };
+        let reactor = ReactorHandle::spawn(start, &config)?;
+        self.peer = Some(PeerHandle::new(SERVER_PEER_ID, flow, reactor.commands.clone(), &config, url.to_string()));
         self.reactor = Some(reactor);
         self.target = Some((host, port));
-        self.multiplayer = peer_config.multiplayer;
+        self.multiplayer = config.multiplayer;
         self.unique_id = None;
         self.awaiting_id = None;
         self.established = false;
-        self.handshake_timeout = peer_config.handshake_timeout;
+        self.handshake_timeout = config.handshake_timeout;
         Ok(())
     }
 
     /// Starts the close handshake (code and reason as in `PeerHandle::close`); keep polling until
-    /// `ConnectionClosed`. A negative code drops the connection at once.
-    pub fn disconnect(&mut self, code: i32, reason: &str) -> Result<(), Error> {
+    /// `ConnectionClosed`.
+    pub fn disconnect(&mut self, code: u16, reason: &str) -> Result<(), Error> {
         let peer = self.peer.as_ref().ok_or(Error::NotActive)?;
         peer.close(code, reason)
+    }
+
+    /// Drops the connection at once, without a close frame; `ConnectionClosed` (or, before the
+    /// handshake finished, `ConnectionError`) follows from `poll()`.
+    pub fn abort(&mut self) -> Result<(), Error> {
+        let peer = self.peer.as_ref().ok_or(Error::NotActive)?;
+        peer.abort();
+        Ok(())
     }
 
     /// Takes in what the I/O thread did since the last call and appends the events to `out`.
@@ -137,7 +145,7 @@ impl Client {
         let (Some(reactor), Some(peer)) = (&self.reactor, &self.peer) else { return };
         let mut ended = false;
         if std::mem::take(&mut self.failing) {
-            reactor.commands.send(crate::reactor::Command::Fail { id: SERVER_PEER_ID });
+            reactor.commands.to_peer(SERVER_PEER_ID, PeerCommand::Fail);
         }
         while let Ok(event) = reactor.events.try_recv() {
             match event {
@@ -164,8 +172,8 @@ impl Client {
                                 out.push(ClientEvent::ConnectionEstablished { protocol });
                             }
                             Err(err) => {
-                                let _ = peer.close(-1, "");
-                                peer.mark_closed(false, -1, "");
+                                peer.abort();
+                                peer.mark_closed(&Ending::Lost);
                                 out.push(ClientEvent::ConnectionError { reason: err.to_string() });
                                 ended = true;
                                 break;
@@ -179,18 +187,27 @@ impl Client {
                     peer.mark_close_requested(code, &reason);
                     out.push(ClientEvent::CloseRequested { code, reason });
                 }
-                ReactorEvent::Closed { clean, code, reason, error, .. } => {
-                    peer.mark_closed(clean, code, &reason);
+                ReactorEvent::Closed { ending, .. } => {
+                    peer.mark_closed(&ending);
                     if self.established {
-                        out.push(ClientEvent::ConnectionClosed { was_clean: clean, error });
+                        let was_clean = matches!(ending, Ending::Clean { .. });
+                        let error = match ending {
+                            Ending::Failed { error } => Some(error),
+                            Ending::Clean { .. } | Ending::Lost => None,
+                        };
+                        out.push(ClientEvent::ConnectionClosed { was_clean, error });
                     } else {
+                        let code = match &ending {
+                            Ending::Clean { code, .. } => i32::from(*code),
+                            Ending::Lost | Ending::Failed { .. } => -1,
+                        };
                         let reason = format!("the connection closed before the server sent a multiplayer id (code {code})");
                         out.push(ClientEvent::ConnectionError { reason });
                     }
                     ended = true;
                 }
                 ReactorEvent::ConnectFailed { reason, .. } => {
-                    peer.mark_closed(false, -1, "");
+                    peer.mark_closed(&Ending::Lost);
                     out.push(ClientEvent::ConnectionError { reason });
                     ended = true;
                 }
@@ -201,8 +218,8 @@ impl Client {
         }
         if let Some((_, deadline)) = &self.awaiting_id {
             if !ended && Instant::now() >= *deadline {
-                let _ = peer.close(-1, "");
-                peer.mark_closed(false, -1, "");
+                peer.abort();
+                peer.mark_closed(&Ending::Lost);
                 let timeout = self.handshake_timeout;
                 out.push(ClientEvent::ConnectionError {
                     reason: format!("the server sent no multiplayer id within {timeout:?} (is it a Godot multiplayer server?)"),
@@ -238,7 +255,7 @@ impl Client {
             reactor.shutdown();
         }
         if let Some(peer) = &self.peer {
-            peer.mark_closed(false, -1, "");
+            peer.mark_closed(&Ending::Lost);
         }
         self.awaiting_id = None;
         self.established = false;

@@ -44,7 +44,7 @@ impl Limits {
             ("max_message_size", self.max_message_size),
         ] {
             if value == 0 {
-                return Err(Error::InvalidArgument(format!("{name} must be greater than 0")));
+                return Err(Error::InvalidSetting { name: name.into(), problem: "must be greater than 0".into() });
             }
         }
         Ok(())
@@ -108,18 +108,16 @@ impl ConnectionConfig {
     pub fn validate(&self) -> Result<(), Error> {
         self.limits.validate()?;
         if self.handshake_timeout.is_zero() {
-            return Err(Error::InvalidArgument("handshake_timeout must be greater than 0".into()));
+            return Err(Error::InvalidSetting {
+                name: "handshake_timeout".into(),
+                problem: "must be greater than 0".into(),
+            });
         }
         for protocol in &self.protocols {
-            validate_token("sub-protocol", protocol)?;
+            validate_token("sub-protocol", protocol).map_err(Error::InvalidSubProtocol)?;
         }
         for (name, value) in &self.extra_headers {
-            validate_token("header name", name)?;
-            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                return Err(Error::InvalidArgument(format!(
-                    "header '{name}' has a value with CR, LF or NUL in it"
-                )));
-            }
+            validate_header(name, value)?;
         }
         Ok(())
     }
@@ -131,33 +129,38 @@ pub fn parse_header_lines<S: AsRef<str>>(lines: &[S]) -> Result<Vec<(String, Str
         .iter()
         .map(|line| {
             let line = line.as_ref();
-            let (name, value) = line.split_once(':').ok_or_else(|| {
-                Error::InvalidArgument(format!("header '{line}' is not of the form 'Name: value'"))
-            })?;
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| Error::InvalidHeader(format!("header '{line}' is not of the form 'Name: value'")))?;
             let (name, value) = (name.trim().to_string(), value.trim().to_string());
-            validate_token("header name", &name)?;
-            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                return Err(Error::InvalidArgument(format!(
-                    "header '{name}' has a value with CR, LF or NUL in it"
-                )));
-            }
+            validate_header(&name, &value)?;
             Ok((name, value))
         })
         .collect()
 }
 
-/// An HTTP token (RFC 7230): what a header name or a sub-protocol name may be.
-fn validate_token(what: &str, token: &str) -> Result<(), Error> {
+/// A header name that is an HTTP token and a value without CR, LF or NUL.
+fn validate_header(name: &str, value: &str) -> Result<(), Error> {
+    validate_token("header name", name).map_err(Error::InvalidHeader)?;
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(Error::InvalidHeader(format!("header '{name}' has a value with CR, LF or NUL in it")));
+    }
+    Ok(())
+}
+
+/// An HTTP token (RFC 7230): what a header name or a sub-protocol name may be. The error says why
+/// `token` is not one.
+fn validate_token(what: &str, token: &str) -> Result<(), String> {
     const SEPARATORS: &[u8] = b"()<>@,;:\\\"/[]?={} \t";
     if token.is_empty() {
-        return Err(Error::InvalidArgument(format!("{what} is empty")));
+        return Err(format!("{what} is empty"));
     }
     if let Some(bad) = token.bytes().find(|b| !b.is_ascii_graphic() || SEPARATORS.contains(b)) {
-        return Err(Error::InvalidArgument(format!(
+        return Err(format!(
             "{what} '{}' contains the character {:?}, which an HTTP token may not contain",
             token.escape_debug(),
             bad as char
-        )));
+        ));
     }
     Ok(())
 }

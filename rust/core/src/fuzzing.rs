@@ -1,105 +1,275 @@
-//! Entry points for `cargo fuzz` (the `fuzz/` folder; `cargo xtask fuzz`): untrusted bytes fed
-//! to every parser the network reaches, over an in-memory stream, exactly as the reactor uses
-//! them (tungstenite behind our UTF-8 guard, our handshake callback, the multiplayer id). Each
-//! must return, never panic, whatever the bytes.
+//! Entry points for `cargo fuzz` (the `fuzz/` folder; `cargo xtask fuzz`): untrusted bytes fed to
+//! the very `Connection` the reactor runs (tungstenite behind our UTF-8 guard, our handshake
+//! answer, close codes, limits and back-pressure), over an in-memory stream, with commands from
+//! a game and time advanced in between. Each must return, never panic, whatever the bytes, and
+//! the connection must keep its promises (see [`Game`]).
 
-use std::cell::RefCell;
-use std::io::{self, Read, Write};
-use std::rc::Rc;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use tungstenite::handshake::client::ClientHandshake;
-use tungstenite::handshake::server::ServerHandshake;
-use tungstenite::handshake::HandshakeError;
-use tungstenite::protocol::{Role, WebSocketConfig};
-use tungstenite::WebSocket;
+use tungstenite::client::IntoClientRequest;
 
-use crate::peer::OpenInfo;
-use crate::reactor::{tungstenite_config, AcceptCallback};
-use crate::Limits;
+use crate::command::PeerCommand;
+use crate::config::{ConnectionConfig, Limits};
+use crate::connection::{Connection, ConnectionEvent, Role, Settings};
+use crate::memory::{self, MemoryStream};
+use crate::packet::Packet;
 use crate::utf8_guard::Utf8Guard;
+use crate::Bytes;
 
-/// Reads from fixed input (then "would block", like a drained socket); writes go nowhere.
-struct Memory<'a> {
-    input: &'a [u8],
+type Conn = Connection<Utf8Guard<MemoryStream>>;
+
+/// The settings of every fuzzed connection: small limits, so that inputs reach them, and the
+/// server's handshake policy (sub-protocols, extra header, allowed origin).
+fn settings() -> Arc<Settings> {
+    let config = ConnectionConfig {
+        limits: Limits {
+            max_message_size: 64 << 10,
+            inbound_max_packets: 4,
+            inbound_buffer_size: 1024,
+            ..Limits::default()
+        },
+        protocols: vec!["chat".into(), "game".into()],
+        extra_headers: vec![("X-Server".into(), "yes".into())],
+        allowed_origins: vec!["https://game.example".into()],
+        heartbeat_interval: Some(Duration::from_secs(1)),
+        ..ConnectionConfig::default()
+    };
+    Arc::new(Settings::new(&config))
 }
 
-impl Read for Memory<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.input.is_empty() {
-            return Err(io::ErrorKind::WouldBlock.into());
+/// The game's side of one connection: takes what it reports, checks that it keeps its promises,
+/// and sends it commands. Promises checked: nothing follows the last event (`Closed`,
+/// `ConnectFailed`, `HandshakeFailed`), `Opened` comes once and first, packets and `Failing`
+/// only while open, and the inbound queue never holds more than its limits allow (one packet
+/// always fits).
+struct Game {
+    conn: Conn,
+    /// The remote end: bytes to feed in, and where the connection's writes land.
+    remote: MemoryStream,
+    now: Instant,
+    opened: bool,
+    ended: bool,
+    failing: bool,
+    /// Packets reported and not yet taken, with their sizes.
+    queue: Vec<usize>,
+    limits: Limits,
+}
+
+impl Game {
+    fn new(conn: Conn, remote: MemoryStream, now: Instant) -> Self {
+        let limits = settings().limits.clone();
+        Game { conn, remote, now, opened: false, ended: false, failing: false, queue: Vec::new(), limits }
+    }
+
+    /// Takes every event, checking the promises; flushes when owed.
+    fn settle(&mut self) {
+        if self.conn.wants_flush() {
+            self.conn.flush(self.now);
         }
-        // Small reads, so frames arrive in pieces as on a real socket.
-        let n = buf.len().min(self.input.len()).min(1 + usize::from(self.input[0] % 64));
-        buf[..n].copy_from_slice(&self.input[..n]);
-        self.input = &self.input[n..];
-        Ok(n)
-    }
-}
-
-impl Write for Memory<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The reactor's tungstenite settings, with a 64 KiB message limit so that inputs can reach it.
-fn config() -> WebSocketConfig {
-    tungstenite_config(&Limits { max_message_size: 64 << 10, ..Limits::default() })
-}
-
-/// Reads messages until the input runs out or the connection fails.
-fn drain<S: Read + Write>(ws: &mut WebSocket<S>) {
-    for _ in 0..100_000 {
-        match ws.read() {
-            Ok(_) => {}
-            Err(_) => return,
+        while let Some(event) = self.conn.poll_event() {
+            assert!(!self.ended, "an event after the last one: {event:?}");
+            match event {
+                ConnectionEvent::Opened(_) => {
+                    assert!(!self.opened, "opened twice");
+                    self.opened = true;
+                }
+                ConnectionEvent::Packet(packet) => {
+                    assert!(self.opened && !self.failing, "a packet while not open or after Failing");
+                    if packet.is_text {
+                        assert!(std::str::from_utf8(&packet.data).is_ok(), "a text packet that is not UTF-8");
+                    }
+                    assert!(packet.data.len() <= self.limits.max_message_size, "a packet over max_message_size");
+                    self.queue.push(packet.data.len());
+                    let bytes_before: usize = self.queue[..self.queue.len() - 1].iter().sum();
+                    assert!(
+                        self.queue.len() == 1
+                            || (self.queue.len() <= self.limits.inbound_max_packets
+                                && bytes_before < self.limits.inbound_buffer_size),
+                        "the inbound queue went past its limits: {:?}",
+                        self.queue
+                    );
+                }
+                ConnectionEvent::Failing => {
+                    assert!(self.opened && !self.failing, "Failing while not open, or twice");
+                    self.failing = true;
+                }
+                ConnectionEvent::CloseRequested { .. } => assert!(self.opened, "a close request before open"),
+                ConnectionEvent::Closed(_) => {
+                    assert!(self.opened, "Closed before open");
+                    self.ended = true;
+                }
+                ConnectionEvent::ConnectFailed(_) | ConnectionEvent::HandshakeFailed(_) => {
+                    assert!(!self.opened, "a handshake failure after open");
+                    self.ended = true;
+                }
+            }
         }
+        assert_eq!(self.ended, self.conn.is_finished(), "finished and the last event disagree");
+    }
+
+    /// Takes every waiting packet; resumes reading when that made room.
+    fn take_packets(&mut self) {
+        let mut resume = false;
+        for len in self.queue.drain(..) {
+            resume |= self.conn.flow().taken(len, &self.limits);
+        }
+        if resume {
+            self.conn.handle_command(PeerCommand::ResumeRead, self.now);
+        }
+    }
+
+    fn command(&mut self, command: PeerCommand) {
+        self.conn.handle_command(command, self.now);
+        self.settle();
+    }
+
+    /// Feeds `bytes` from the remote end and lets the connection read them.
+    fn feed(&mut self, bytes: &[u8]) {
+        self.remote.send(bytes);
+        self.conn.handle_readable(self.now);
+        self.settle();
+    }
+
+    /// Reads until the input runs out, taking packets as they come, answering `Failing`.
+    fn drain(&mut self) {
+        for _ in 0..10_000 {
+            if self.conn.is_finished() {
+                return;
+            }
+            let waiting = self.queue.len();
+            self.take_packets();
+            self.conn.handle_readable(self.now);
+            self.settle();
+            if self.failing && !self.ended {
+                self.command(PeerCommand::Fail);
+            }
+            if waiting == 0 && self.queue.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Sends a packet as `PeerHandle::send` would: with room reserved first.
+    fn send(&mut self, data: &[u8], is_text: bool) {
+        if !self.opened || self.ended || (is_text && std::str::from_utf8(data).is_err()) {
+            return;
+        }
+        if self.conn.flow().reserve_outbound(2, data.len(), &self.limits).is_ok() {
+            self.command(PeerCommand::Send(Packet { data: Bytes::copy_from_slice(data), is_text }));
+        }
+    }
+}
+
+fn any_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 40000))
+}
+
+fn server(now: Instant) -> Game {
+    let (local, remote) = memory::pair();
+    Game::new(Conn::accept(Utf8Guard::new(local), any_addr(), settings(), now), remote, now)
+}
+
+fn client(now: Instant) -> Option<Game> {
+    let request = "ws://localhost/fuzz".into_client_request().ok()?;
+    let (local, remote) = memory::pair();
+    let mut conn = Conn::connect(request, settings(), Arc::default(), now);
+    conn.transport_ready(Utf8Guard::new(local), any_addr(), now);
+    let mut game = Game::new(conn, remote, now);
+    game.settle();
+    Some(game)
+}
+
+fn upgraded(role: Role, now: Instant) -> Game {
+    let (local, remote) = memory::pair();
+    let mut game = Game::new(Conn::upgraded(Utf8Guard::after_head(local), role, settings(), now), remote, now);
+    game.settle();
+    game
+}
+
+/// Feeds `data` in pieces whose sizes the data itself picks, as a socket would deliver it.
+fn feed_in_pieces(game: &mut Game, mut data: &[u8]) {
+    while let Some(&first) = data.first() {
+        let n = data.len().min(1 + usize::from(first % 64));
+        game.feed(&data[..n]);
+        game.drain();
+        data = &data[n..];
     }
 }
 
 /// `data` as what a client sends a server: the upgrade request, then frames.
 pub fn server_handshake(data: &[u8]) {
-    let callback = AcceptCallback {
-        protocols: Arc::new(vec!["chat".into(), "game".into()]),
-        extra_headers: Arc::new(vec![("X-Server".into(), "yes".into())]),
-        allowed_origins: Arc::new(vec!["https://game.example".into()]),
-        accepted: Rc::new(RefCell::new(OpenInfo::default())),
-    };
-    let mut attempt = ServerHandshake::start(Utf8Guard::new(Memory { input: data }), callback, Some(config())).handshake();
-    for _ in 0..1000 {
-        match attempt {
-            Ok(mut ws) => return drain(&mut ws),
-            Err(HandshakeError::Interrupted(mid)) => attempt = mid.handshake(),
-            Err(HandshakeError::Failure(_)) => return,
-        }
-    }
+    let mut game = server(Instant::now());
+    feed_in_pieces(&mut game, data);
 }
 
 /// `data` as what a server answers a client: the upgrade response, then frames.
 pub fn client_handshake(data: &[u8]) {
-    let Ok(request) = tungstenite::client::IntoClientRequest::into_client_request("ws://localhost/fuzz") else { return };
-    let Ok(mid) = ClientHandshake::start(Utf8Guard::new(Memory { input: data }), request, Some(config())) else { return };
-    let mut attempt = mid.handshake();
-    for _ in 0..1000 {
-        match attempt {
-            Ok((mut ws, _)) => return drain(&mut ws),
-            Err(HandshakeError::Interrupted(mid)) => attempt = mid.handshake(),
-            Err(HandshakeError::Failure(_)) => return,
-        }
-    }
+    let Some(mut game) = client(Instant::now()) else { return };
+    feed_in_pieces(&mut game, data);
 }
 
 /// `data` as frames on an open connection; the first byte picks the side that receives them.
 pub fn frames(data: &[u8]) {
     let Some((&side, rest)) = data.split_first() else { return };
     let role = if side % 2 == 0 { Role::Server } else { Role::Client };
-    let mut ws = WebSocket::from_raw_socket(Utf8Guard::after_head(Memory { input: rest }), role, Some(config()));
-    drain(&mut ws);
+    let mut game = upgraded(role, Instant::now());
+    feed_in_pieces(&mut game, rest);
+}
+
+/// `data` as a script for an open connection: each step feeds the bytes that follow, or has
+/// the game send, close, abort, take its packets, answer `Failing` or change the heartbeat, or
+/// the peer stop reading, or time pass. The first byte picks the side.
+pub fn connection(data: &[u8]) {
+    let Some((&side, mut script)) = data.split_first() else { return };
+    let role = if side % 2 == 0 { Role::Server } else { Role::Client };
+    let mut game = upgraded(role, Instant::now());
+    while let Some((&op, rest)) = script.split_first() {
+        let arg = rest.first().copied().unwrap_or(0);
+        script = rest.get(1..).unwrap_or(&[]);
+        match op % 10 {
+            0 | 1 => {
+                let n = script.len().min(usize::from(arg));
+                game.feed(&script[..n]);
+                script = &script[n..];
+            }
+            2 => game.send(&vec![arg; usize::from(arg) * 8], arg % 2 == 0),
+            3 => {
+                let code = [1000, 1001, 1003, 1008, 1011, 3000, 4999][usize::from(arg) % 7];
+                game.command(PeerCommand::Close { code, reason: "fuzz".into() });
+            }
+            4 => game.command(PeerCommand::Abort),
+            5 => {
+                game.take_packets();
+                game.settle();
+            }
+            6 if game.failing => game.command(PeerCommand::Fail),
+            6 => game.command(PeerCommand::SetHeartbeat(Some(Duration::from_millis(u64::from(arg) * 10)))),
+            7 => {
+                // The peer stops reading (or reads again): writes would block past this much.
+                let capacity = (arg > 0).then(|| usize::from(arg) * 16);
+                game.remote.set_receive_capacity(capacity);
+                let _ = game.remote.take_received();
+                game.conn.handle_writable(game.now);
+                game.settle();
+            }
+            8 => {
+                game.now += Duration::from_millis(u64::from(arg) * 50);
+                game.conn.handle_timeout(game.now);
+                game.settle();
+            }
+            _ => {
+                let _ = game.remote.take_received();
+                game.remote.close_sending();
+                game.conn.handle_readable(game.now);
+                game.settle();
+            }
+        }
+        if game.conn.is_finished() {
+            return;
+        }
+    }
 }
 
 /// `data` as the server's first message to a multiplayer client.
@@ -127,6 +297,14 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             b"\x00\x01\x81\x01\x01\x01\x01h\x89\x80\x00\x00\x00\x00\x80\x81\x01\x01\x01\x01i\x88\x84\x00\x00\x00\x00\x03\xe8ok",
             b"\x01\x82\x02hi\x88\x02\x03\xe9",
         ],
+        // Server side: a masked text message fed in, the game sends and takes, time passes for
+        // two heartbeats, then a bad frame is fed and the game answers Failing; client side: the
+        // game closes and the server's close frame comes back.
+        "connection" => vec![
+            b"\x00\x00\x08\x81\x82\x00\x00\x00\x00hi\x02\x04\x05\x00\x08\x14\x08\x14\x00\x02\x8f\x80\x06\x00",
+            b"\x01\x03\x00\x00\x04\x88\x02\x03\xe8\x08\x3c",
+            b"\x00\x07\x01\x02\x40\x02\x40\x07\x00\x08\x3c\x09\x00",
+        ],
         "multiplayer_id" => vec![&[5, 0, 0, 0], &[1]],
         _ => vec![],
     };
@@ -142,6 +320,7 @@ mod tests {
             ("server_handshake", super::server_handshake as fn(&[u8])),
             ("client_handshake", super::client_handshake),
             ("frames", super::frames),
+            ("connection", super::connection),
             ("multiplayer_id", super::multiplayer_id),
         ] {
             let seeds = super::seeds(target);

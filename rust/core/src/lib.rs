@@ -1,16 +1,25 @@
 //! Engine-free core of godot-websocket-rs.
 //!
 //! [`Server`] and [`Client`] are driven from the game thread by `poll()`; each owns an I/O thread
-//! (see `reactor`) that does every socket operation. Received packets, state and limits of one
-//! connection live in a [`PeerHandle`]. Nothing here knows Godot: the `websocket_rs` crate only
+//! (`reactor`) that only dispatches: socket readiness, game commands and timers go to the
+//! `connection::Connection` of each peer, a state machine that does no I/O of its own and takes
+//! time as an argument. Received packets, state and limits of one connection, as the game sees
+//! them, live in a [`PeerHandle`]. Nothing here knows Godot: the `websocket_rs` crate only
 //! converts types and emits signals.
 
 mod client;
+mod command;
 mod config;
+mod connect;
+mod connection;
 mod error;
+mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
+mod listener;
+mod memory;
 pub mod multiplayer;
+mod packet;
 mod peer;
 mod reactor;
 mod server;
@@ -19,8 +28,9 @@ mod utf8_guard;
 
 pub use client::{Client, ClientEvent};
 pub use config::{parse_header_lines, ConnectionConfig, Limits};
-pub use error::Error;
-pub use peer::{Packet, PeerHandle, ReadyState};
+pub use error::{Error, OutboundLimit};
+pub use packet::Packet;
+pub use peer::{PeerHandle, ReadyState};
 pub use server::{Server, ServerEvent};
 pub use tls::{TlsClientSettings, TlsServerSettings, BACKEND as TLS_BACKEND};
 pub use tungstenite::Bytes;

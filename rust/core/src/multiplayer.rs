@@ -2,7 +2,7 @@
 //! the client its peer id as one binary message of four bytes (little-endian int32); every
 //! message after that is a raw SceneMultiplayer packet with no header of ours.
 
-use crate::peer::Packet;
+use crate::packet::Packet;
 use crate::{Bytes, Error, PeerId};
 
 /// The message that tells a client its peer id.

@@ -3,9 +3,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
+use crate::command::{Command, PeerCommand};
+use crate::connection::Ending;
 use crate::multiplayer;
-use crate::peer::{Packet, PeerHandle, ReadyState};
-use crate::reactor::{Command, ReactorEvent, ReactorHandle, Start};
+use crate::packet::Packet;
+use crate::peer::{PeerHandle, ReadyState};
+use crate::reactor::{ReactorEvent, ReactorHandle, Start};
 use crate::{ConnectionConfig, Error, PeerId};
 
 /// Something that happened on the server since the last `poll()`.
@@ -31,7 +34,7 @@ pub enum ServerEvent {
         /// The client.
         id: PeerId,
         /// Its close code.
-        code: i32,
+        code: u16,
         /// Its close reason.
         reason: String,
     },
@@ -80,29 +83,21 @@ impl Server {
         Self::default()
     }
 
-    /// Starts listening on `bind_ip` (`"*"` for every interface) and `port` (0 picks a free one).
-    /// Returns the address actually bound.
-    pub fn listen(&mut self, bind_ip: &str, port: i64, config: ConnectionConfig) -> Result<SocketAddr, Error> {
+    /// Starts listening on `addr` (port 0 picks a free one; the IPv6 wildcard `[::]` takes IPv4
+    /// too, and falls back to IPv4 only where the system has no IPv6). Returns the address
+    /// actually bound.
+    pub fn listen(&mut self, addr: SocketAddr, config: ConnectionConfig) -> Result<SocketAddr, Error> {
         if self.reactor.is_some() {
             return Err(Error::AlreadyListening);
         }
-        let port = u16::try_from(port)
-            .map_err(|_| Error::InvalidArgument(format!("port {port} is out of range 0-65535")))?;
         config.validate()?;
-        let ip: IpAddr = match bind_ip {
-            "*" | "" => IpAddr::from([0u8; 16]),
-            other => other.parse().map_err(|_| {
-                Error::InvalidArgument(format!("bind address '{other}' is not an IP address or \"*\""))
-            })?,
-        };
-        let addr = SocketAddr::new(ip, port);
         let listener = bind_dual_stack(addr).map_err(|err| match err.kind() {
-            std::io::ErrorKind::AddrInUse => Error::AddressInUse(addr.to_string()),
+            std::io::ErrorKind::AddrInUse => Error::AddressInUse(addr),
             _ => Error::Io(err),
         })?;
         let local_addr = listener.local_addr()?;
         let tls = config.tls_server.as_ref().map(crate::tls::server).transpose()?;
-        let reactor = ReactorHandle::spawn(Start::Listen { listener, tls }, config.clone())?;
+        let reactor = ReactorHandle::spawn(Start::Listen { listener, tls }, &config)?;
         if self.refuse_new {
             reactor.commands.send(Command::SetRefuseNew(true));
         }
@@ -118,7 +113,7 @@ impl Server {
             reactor.shutdown();
         }
         for peer in self.peers.values() {
-            peer.mark_closed(false, -1, "");
+            peer.mark_closed(&Ending::Lost);
         }
         self.peers.clear();
         self.packet_order.clear();
@@ -156,7 +151,7 @@ impl Server {
         let multiplayer = self.config.multiplayer;
         self.just_disconnected.clear();
         for id in self.failing.drain(..) {
-            reactor.commands.send(Command::Fail { id });
+            reactor.commands.to_peer(id, PeerCommand::Fail);
         }
         // Disconnects held back until their peers' last packets were taken (multiplayer mode).
         if !self.deferred_disconnects.is_empty() {
@@ -168,15 +163,15 @@ impl Server {
         }
         while let Ok(event) = reactor.events.try_recv() {
             match event {
-                ReactorEvent::Opened { id, shared, info } => {
-                    let peer = PeerHandle::new(id, shared, reactor.commands.clone(), &self.config, String::new());
+                ReactorEvent::Opened { id, flow, info } => {
+                    let peer = PeerHandle::new(id, flow, reactor.commands.clone(), &self.config, String::new());
                     let (protocol, resource_name) = (info.protocol.clone(), info.resource_name.clone());
                     peer.mark_open(info);
                     if multiplayer {
                         // The first message a multiplayer client gets is its id; the queue is
                         // empty, so it always fits.
                         if let Err(err) = peer.send(multiplayer::id_message(id)) {
-                            let _ = peer.close(-1, "");
+                            peer.abort();
                             out.push(ServerEvent::HandshakeFailed {
                                 remote: peer.remote_addr().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
                                 reason: format!("could not send the multiplayer id: {err}"),
@@ -203,10 +198,17 @@ impl Server {
                         out.push(ServerEvent::CloseRequested { id, code, reason });
                     }
                 }
-                ReactorEvent::Closed { id, clean, code, reason, error } => {
+                ReactorEvent::Closed { id, ending } => {
                     if let Some(peer) = self.peers.remove(&id) {
-                        peer.mark_closed(clean, code, &reason);
-                        let event = ServerEvent::ClientDisconnected { id, was_clean: clean, error };
+                        peer.mark_closed(&ending);
+                        let event = ServerEvent::ClientDisconnected {
+                            id,
+                            was_clean: matches!(ending, Ending::Clean { .. }),
+                            error: match ending {
+                                Ending::Failed { error } => Some(error),
+                                Ending::Clean { .. } | Ending::Lost => None,
+                            },
+                        };
                         if multiplayer && peer.available_packets() > 0 {
                             self.deferred_disconnects.push((peer, event));
                         } else {
@@ -229,8 +231,8 @@ impl Server {
     /// (MultiplayerPeer's `disconnect_peer(id, force = true)`). Its waiting packets go with it.
     pub fn drop_peer(&mut self, id: PeerId) -> Result<(), Error> {
         let peer = self.peer(id)?.clone();
-        peer.close(-1, "")?;
-        peer.mark_closed(false, -1, "");
+        peer.abort();
+        peer.mark_closed(&Ending::Lost);
         self.peers.remove(&id);
         self.packet_order.retain(|(from, _)| *from != id);
         Ok(())

@@ -18,7 +18,7 @@ fn client_initiated_close_is_clean_on_both_sides() {
     assert!(se.contains(&ServerEvent::CloseRequested { id, code: 4001, reason: "bye".into() }), "{se:?}");
     assert!(se.contains(&ServerEvent::ClientDisconnected { id, was_clean: true, error: None }), "{se:?}");
     assert!(ce[0].contains(&ClientEvent::ConnectionClosed { was_clean: true, error: None }), "{ce:?}");
-    assert_eq!(server_peer.close_code(), 4001);
+    assert_eq!(server_peer.close_code(), Some(4001));
     assert_eq!(server_peer.close_reason(), "bye");
     assert_eq!(server_peer.ready_state(), ReadyState::Closed);
     assert!(!server.has_peer(id));
@@ -37,7 +37,7 @@ fn server_initiated_close_reaches_the_client_with_code_and_reason() {
     assert!(ce[0].contains(&ClientEvent::CloseRequested { code: 1001, reason: "maintenance".into() }), "{ce:?}");
     assert!(ce[0].contains(&ClientEvent::ConnectionClosed { was_clean: true, error: None }), "{ce:?}");
     assert!(se.contains(&ServerEvent::ClientDisconnected { id, was_clean: true, error: None }), "{se:?}");
-    assert_eq!(client.peer().unwrap().close_code(), 1001);
+    assert_eq!(client.peer().unwrap().close_code(), Some(1001));
 }
 
 #[test]

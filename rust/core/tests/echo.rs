@@ -50,5 +50,5 @@ fn invalid_utf8_text_is_refused_before_sending() {
     let (mut server, url) = common::server(ConnectionConfig::default());
     let (client, _) = common::connect(&mut server, &url, ConnectionConfig::default());
     let err = client.peer().unwrap().send(Packet { data: Bytes::from_static(&[0xff, 0xfe]), is_text: true });
-    assert!(matches!(err, Err(websocket_rs_core::Error::InvalidArgument(_))), "{err:?}");
+    assert!(matches!(err, Err(websocket_rs_core::Error::TextNotUtf8)), "{err:?}");
 }

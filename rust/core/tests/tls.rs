@@ -31,7 +31,7 @@ fn tls_server(key: &str, cert: &str) -> (Server, u16) {
         ..ConnectionConfig::default()
     };
     let mut server = Server::new();
-    let addr = server.listen("127.0.0.1", 0, config).expect("listen");
+    let addr = server.listen(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), config).expect("listen");
     (server, addr.port())
 }
 
@@ -141,6 +141,6 @@ fn bad_pem_is_refused_at_listen() {
         tls_server: Some(TlsServerSettings { private_key_pem: "nope".into(), certificate_chain_pem: "nope".into() }),
         ..ConnectionConfig::default()
     };
-    let err = server.listen("127.0.0.1", 0, config).unwrap_err();
+    let err = server.listen(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), config).unwrap_err();
     assert!(err.to_string().contains("certificate"), "{err}");
 }

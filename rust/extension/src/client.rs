@@ -9,7 +9,7 @@ use websocket_rs_core::{Bytes, Client, ClientEvent, ConnectionConfig, Error, Pac
 
 use crate::connection::WebSocketConnection;
 use crate::errors;
-use crate::settings::{self, ConnectionProperties, OptionalTls};
+use crate::settings::{self, CloseRequest, ConnectionProperties, OptionalTls};
 
 /// A WebSocket client. `connect_to_url()`, then `poll()` every frame; talk to the server through
 /// `get_peer(1)`.
@@ -137,8 +137,11 @@ impl WebSocketClient {
     /// `connection_closed`. A code of -1 drops the connection at once.
     #[func]
     fn disconnect_from_host(&mut self, #[opt(default = 1000)] code: i64, #[opt(default = "")] reason: GString) {
-        let code = i32::try_from(code).unwrap_or(i32::MAX);
-        errors::to_godot("disconnect_from_host", self.core.disconnect(code, &reason.to_string()));
+        let result = CloseRequest::from_code(code).and_then(|request| match request {
+            CloseRequest::Abort => self.core.abort(),
+            CloseRequest::Frame(code) => self.core.disconnect(code, &reason.to_string()),
+        });
+        errors::to_godot("disconnect_from_host", result);
     }
 
     /// The connection to the server (`id` must be 1), or null (with an error) before any
@@ -304,8 +307,8 @@ impl IMultiplayerPeerExtension for WebSocketClient {
             errors::report("disconnect_peer", &websocket_rs_core::Error::UnknownPeer(peer));
             return;
         }
-        let code = if force { -1 } else { 1000 };
-        errors::to_godot("disconnect_peer", self.core.disconnect(code, ""));
+        let result = if force { self.core.abort() } else { self.core.disconnect(1000, "") };
+        errors::to_godot("disconnect_peer", result);
     }
 
     unsafe fn get_packet_rawptr(

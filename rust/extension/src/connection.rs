@@ -10,6 +10,7 @@ use godot::prelude::*;
 use websocket_rs_core::{Bytes, Error, Packet, PeerHandle, ReadyState};
 
 use crate::errors;
+use crate::settings::CloseRequest;
 
 /// One WebSocket connection: the server's view of a client, or a client's view of its server.
 #[derive(GodotClass)]
@@ -110,14 +111,20 @@ impl WebSocketConnection {
     /// connection at once.
     #[func]
     fn close(&mut self, #[opt(default = 1000)] code: i64, #[opt(default = "")] reason: GString) -> GodotError {
-        let code = i32::try_from(code).unwrap_or(i32::MAX);
-        errors::to_godot("close", self.peer.close(code, &reason.to_string()))
+        let result = CloseRequest::from_code(code).and_then(|request| match request {
+            CloseRequest::Abort => {
+                self.peer.abort();
+                Ok(())
+            }
+            CloseRequest::Frame(code) => self.peer.close(code, &reason.to_string()),
+        });
+        errors::to_godot("close", result)
     }
 
     /// The close code the other side sent, or -1 (not closed, or not cleanly).
     #[func]
     fn get_close_code(&self) -> i64 {
-        i64::from(self.peer.close_code())
+        self.peer.close_code().map_or(-1, i64::from)
     }
 
     /// The close reason the other side sent.

@@ -1,4 +1,5 @@
-//! The one place where a core error becomes a Godot `Error` and a `push_error` message.
+//! The one place where a core error becomes a Godot `Error` and a `push_error` message. The
+//! core's texts speak Rust; the GDScript calls that help are added here.
 
 use godot::global::{godot_error, Error as GodotError};
 use websocket_rs_core::Error;
@@ -6,7 +7,17 @@ use websocket_rs_core::Error;
 /// The Godot `Error` code for a core error.
 pub(crate) fn godot_code(err: &Error) -> GodotError {
     match err {
-        Error::InvalidArgument(_) | Error::InvalidUrl { .. } => GodotError::ERR_INVALID_PARAMETER,
+        Error::InvalidSetting { .. }
+        | Error::InvalidHeader(_)
+        | Error::InvalidSubProtocol(_)
+        | Error::InvalidPort(_)
+        | Error::InvalidBindAddress(_)
+        | Error::InvalidCloseCode(_)
+        | Error::CloseReasonTooLong(_)
+        | Error::TextNotUtf8
+        | Error::NoPacket
+        | Error::InvalidArgument(_)
+        | Error::InvalidUrl { .. } => GodotError::ERR_INVALID_PARAMETER,
         Error::AlreadyListening | Error::AlreadyConnected => GodotError::ERR_ALREADY_IN_USE,
         Error::AddressInUse(_) => GodotError::ERR_ALREADY_IN_USE,
         Error::NotActive => GodotError::ERR_UNCONFIGURED,
@@ -18,9 +29,21 @@ pub(crate) fn godot_code(err: &Error) -> GodotError {
     }
 }
 
+/// What a GDScript user can do about `err`, in GDScript's terms ("" when the text says it all).
+fn hint(err: &Error) -> &'static str {
+    match err {
+        Error::AlreadyListening => "; call stop() first",
+        Error::AlreadyConnected => "; call disconnect_from_host() first",
+        Error::OutboundFull { .. } => ", poll() and try again",
+        Error::InvalidCloseCode(_) => " (or -1 to drop at once)",
+        Error::InvalidBindAddress(_) => " or \"*\"",
+        _ => "",
+    }
+}
+
 /// Pushes `context: error` to Godot's error output and returns the matching code.
 pub(crate) fn report(context: &str, err: &Error) -> GodotError {
-    godot_error!("{context}: {err}");
+    godot_error!("{context}: {err}{}", hint(err));
     godot_code(err)
 }
 

@@ -154,7 +154,7 @@ impl WebSocketServer {
             }
         };
         config.allowed_origins = self.allowed_origins.as_slice().iter().map(GString::to_string).collect();
-        let result = self.core.listen(bind_ip, port, config);
+        let result = settings::bind_address(bind_ip, port).and_then(|addr| self.core.listen(addr, config));
         if result.is_ok() {
             self.multiplayer = multiplayer;
             self.connections.clear();

@@ -2,6 +2,7 @@
 //! `ConnectionConfig`, checking each value. Both classes declare the same properties; this is
 //! the one place that reads them.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use godot::prelude::*;
@@ -70,6 +71,34 @@ pub(crate) fn seconds(name: &str, value: f64, zero_is_off: bool) -> Result<Optio
         return Err(Error::InvalidArgument(format!("{name} must be {allowed}, not {value}")));
     }
     Ok(Some(Duration::from_secs_f64(value)))
+}
+
+/// The address to listen on: `bind_ip` is `"*"` (or "") for every interface, else an IP address.
+pub(crate) fn bind_address(bind_ip: &str, port: i64) -> Result<SocketAddr, Error> {
+    let port = u16::try_from(port).map_err(|_| Error::InvalidPort(port))?;
+    let ip = match bind_ip {
+        "*" | "" => IpAddr::from([0u16; 8]),
+        other => other.parse().map_err(|_| Error::InvalidBindAddress(other.to_string()))?,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// How GDScript asks a connection to close.
+pub(crate) enum CloseRequest {
+    /// A negative code (-1): drop the connection at once, without a close frame.
+    Abort,
+    /// Send a close frame with this code.
+    Frame(u16),
+}
+
+impl CloseRequest {
+    /// The request for a GDScript close code.
+    pub(crate) fn from_code(code: i64) -> Result<CloseRequest, Error> {
+        if code < 0 {
+            return Ok(CloseRequest::Abort);
+        }
+        u16::try_from(code).map(CloseRequest::Frame).map_err(|_| Error::InvalidCloseCode(code))
+    }
 }
 
 /// `set_buffers` of Godot 3: sizes in KiB, packet counts as given.

@@ -209,7 +209,7 @@ fn write_summary(results: &[SuiteResult], path: &PathBuf) -> Result<(), String> 
     let mut md = String::from(
         "# RFC 6455 conformance\n\n\
          The Autobahn|Testsuite cases of groups 1-7, 9 and 10 (all but compression), run by\n\
-         [`kosoku`](https://pypi.org/project/kosoku/) through `cargo xtask conformance` (also part of\n\
+         the PyPI package `kosoku` through `cargo xtask conformance` (also part of\n\
          `cargo xtask test`): against our `WebSocketServer` (an echo server in headless Godot) and with\n\
          our `WebSocketClient` as the testee. Any FAILED or NON-STRICT case fails the build. This file\n\
          is written by that command.\n\n\

@@ -1,5 +1,5 @@
 //! `cargo xtask fuzz`: a short libFuzzer run of every target in `fuzz/` (the engine-free core's
-//! parsers: HTTP upgrade request and response, frames and close frames, the multiplayer id).
+//! `Connection` driven by untrusted bytes, game commands and simulated time; the multiplayer id).
 //! cargo-fuzz is installed into `target/tools` at a pinned version; the stable toolchain is used
 //! with `RUSTC_BOOTSTRAP=1` and no sanitizer (libFuzzer still finds panics, overflows in debug
 //! assertions and hangs). A crash leaves its input in `fuzz/artifacts/<target>/` and fails the run;
@@ -14,8 +14,10 @@ use crate::process::{self, Echo};
 
 /// The cargo-fuzz release this command is written against.
 const CARGO_FUZZ_VERSION: &str = "0.12.0";
-/// The fuzz targets, one per parser the network reaches.
-const TARGETS: [&str; 4] = ["server_handshake", "client_handshake", "frames", "multiplayer_id"];
+/// The fuzz targets: the connection state machine fed by what the network sends (the upgrade
+/// request, the upgrade response, frames, or a script of bytes, game commands and time), and the
+/// multiplayer id.
+const TARGETS: [&str; 5] = ["server_handshake", "client_handshake", "frames", "connection", "multiplayer_id"];
 
 /// Runs each target for `seconds`; Ok(true) when none crashed.
 pub(crate) fn run(root: &Path, target_dir: &Path, seconds: u64) -> Result<bool, String> {

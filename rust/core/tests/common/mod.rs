@@ -11,7 +11,7 @@ pub const LIMIT: Duration = Duration::from_secs(10);
 /// A server listening on 127.0.0.1 on a free port, and its URL.
 pub fn server(config: ConnectionConfig) -> (Server, String) {
     let mut server = Server::new();
-    let addr = server.listen("127.0.0.1", 0, config).expect("listen");
+    let addr = server.listen(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), config).expect("listen");
     (server, format!("ws://127.0.0.1:{}/", addr.port()))
 }
 

@@ -1,0 +1,73 @@
+//! Work the game thread asks of the I/O thread, and the channel that carries it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::Waker;
+
+use crate::packet::Packet;
+use crate::PeerId;
+
+/// Work the game thread asks of the I/O thread.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Work for one connection, done by its [`crate::connection::Connection`].
+    Peer { id: PeerId, command: PeerCommand },
+    /// TCP_NODELAY on one connection's socket.
+    SetNoDelay { id: PeerId, enabled: bool },
+    /// Server: turn new connections away at accept, or stop doing so.
+    SetRefuseNew(bool),
+    /// Close every connection and end the I/O thread.
+    Shutdown,
+}
+
+/// Work for one connection.
+#[derive(Debug)]
+pub(crate) enum PeerCommand {
+    /// Queue a message (its room was reserved with `FlowControl::reserve_outbound`).
+    Send(Packet),
+    /// Start the close handshake.
+    Close { code: u16, reason: String },
+    /// Drop the connection at once, without a close frame.
+    Abort,
+    /// The game made room in the inbound queue: read the socket again.
+    ResumeRead,
+    /// The game has handled everything that arrived before the peer broke the protocol: close
+    /// it now (see `ConnectionEvent::Failing`).
+    Fail,
+    /// Ping every this often (`None`: never).
+    SetHeartbeat(Option<Duration>),
+}
+
+/// The game thread's end of the command channel; wakes the I/O thread only when it sleeps.
+#[derive(Clone, Debug)]
+pub(crate) struct CommandSender {
+    tx: Sender<Command>,
+    waker: Arc<Waker>,
+    wake_pending: Arc<AtomicBool>,
+}
+
+impl CommandSender {
+    pub(crate) fn new(tx: Sender<Command>, waker: Arc<Waker>, wake_pending: Arc<AtomicBool>) -> Self {
+        CommandSender { tx, waker, wake_pending }
+    }
+
+    /// Queues a command; false when the I/O thread has ended.
+    pub(crate) fn send(&self, command: Command) -> bool {
+        if self.tx.send(command).is_err() {
+            return false;
+        }
+        if !self.wake_pending.swap(true, Ordering::SeqCst) {
+            // A failed wake means the thread is gone; the command is then moot.
+            let _ = self.waker.wake();
+        }
+        true
+    }
+
+    /// Queues work for the connection of peer `id`; false when the I/O thread has ended.
+    pub(crate) fn to_peer(&self, id: PeerId, command: PeerCommand) -> bool {
+        self.send(Command::Peer { id, command })
+    }
+}

@@ -1,0 +1,545 @@
+//! One WebSocket connection as a state machine that does no I/O of its own.
+//!
+//! A [`Connection`] runs over any `Read + Write` stream (a socket, TLS over one, or bytes in
+//! memory in the tests) and never reads the clock: time comes in as a `now` argument. Its driver
+//! (the reactor, or a test) calls, in this order:
+//! - `handle_*` when something happened: the stream is readable or writable
+//!   ([`Connection::handle_readable`], [`Connection::handle_writable`]), the game sent a command
+//!   ([`Connection::handle_command`]), or the deadline of [`Connection::poll_timeout`] passed
+//!   ([`Connection::handle_timeout`]);
+//! - [`Connection::flush`] once per round when [`Connection::wants_flush`] says so (writes made
+//!   in one round reach the socket in one go);
+//! - [`Connection::poll_event`] until it returns `None`, to hand what happened to the game;
+//! - [`Connection::is_finished`], after which the connection is dropped.
+//!
+//! Its life: a client waits for its transport ([`Connection::transport_ready`]: the driver
+//! resolves the name and connects TCP), then both sides run the HTTP upgrade, then the
+//! connection is open with a [`CloseState`], until it ends with an [`Ending`].
+
+mod close;
+mod handshake;
+#[cfg(test)]
+mod tests;
+mod timer;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tungstenite::handshake::client::{ClientHandshake, Request};
+use tungstenite::handshake::server::ServerHandshake;
+use tungstenite::handshake::{HandshakeError, MidHandshake};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::Role as WsRole;
+use tungstenite::{Message, WebSocket};
+
+pub(crate) use self::close::{CloseState, Ending};
+pub(crate) use self::handshake::{AcceptCallback, OpenInfo, Settings};
+use self::close::{describe_error, ending_for_error, failure_for_error};
+use self::timer::{Timer, TimerTable};
+use crate::command::PeerCommand;
+use crate::flow::FlowControl;
+use crate::packet::Packet;
+
+/// Which end of the connection this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Accepted by a server: reads the upgrade request, sends masked-free frames.
+    Server,
+    /// Made by a client: sends the upgrade request, masks its frames.
+    Client,
+}
+
+/// What happened on a connection, for the game.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ConnectionEvent {
+    /// The handshake finished; the connection is open.
+    Opened(OpenInfo),
+    /// A complete message arrived.
+    Packet(Packet),
+    /// The other side broke the protocol or a limit after the packets reported so far. Reading
+    /// has stopped; the game answers [`PeerCommand::Fail`] once it has handled those packets,
+    /// so that its answers to them still go out before the close frame.
+    Failing,
+    /// The other side started the close handshake.
+    CloseRequested { code: u16, reason: String },
+    /// The open connection is gone.
+    Closed(Ending),
+    /// Client: connecting or the handshake failed; the connection never opened.
+    ConnectFailed(String),
+    /// Server: the upgrade failed; the connection never opened.
+    HandshakeFailed(String),
+}
+
+type ServerMid<S> = MidHandshake<ServerHandshake<S, AcceptCallback>>;
+type ClientMid<S> = MidHandshake<ClientHandshake<S>>;
+
+/// Where a connection is in its life.
+enum Stage<S: Read + Write> {
+    /// Client: the driver is resolving the host and connecting TCP; this request goes out then.
+    AwaitingTransport { request: Box<Request> },
+    /// Server: reading the upgrade request, writing the response.
+    ServerHandshake { mid: ServerMid<S>, accepted: Rc<RefCell<OpenInfo>> },
+    /// Client: writing the upgrade request, reading the response.
+    ClientHandshake { mid: ClientMid<S> },
+    /// The WebSocket is up, and this far into closing.
+    Open { ws: Box<WebSocket<S>>, close: CloseState },
+    /// Over: nothing is left to do.
+    Ended,
+}
+
+/// One WebSocket connection: its stage, timers, heartbeat and send accounting. See the module
+/// documentation for how a driver runs it.
+pub(crate) struct Connection<S: Read + Write> {
+    role: Role,
+    stage: Stage<S>,
+    settings: Arc<Settings>,
+    flow: Arc<FlowControl>,
+    timers: TimerTable,
+    remote: Option<SocketAddr>,
+    /// Packets and bytes handed to the WebSocket but not yet flushed to the stream.
+    unflushed: (usize, usize),
+    /// Whether a flush is owed (written data, or a queued pong or close reply).
+    flush_owed: bool,
+    /// Ping interval, when heartbeats are on.
+    heartbeat: Option<Duration>,
+    /// When the other side was last heard from (any frame).
+    last_heard: Instant,
+    /// When the last unanswered ping went out.
+    ping_sent: Option<Instant>,
+    events: VecDeque<ConnectionEvent>,
+}
+
+impl<S: Read + Write> Connection<S> {
+    fn new(role: Role, stage: Stage<S>, settings: Arc<Settings>, flow: Arc<FlowControl>, now: Instant) -> Self {
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Handshake, now + settings.handshake_timeout);
+        Connection {
+            role,
+            stage,
+            settings,
+            flow,
+            timers,
+            remote: None,
+            unflushed: (0, 0),
+            flush_owed: false,
+            heartbeat: None,
+            last_heard: now,
+            ping_sent: None,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Server: a connection accepted from `remote`; call [`Connection::handle_readable`] next,
+    /// as the request may be there already.
+    pub(crate) fn accept(stream: S, remote: SocketAddr, settings: Arc<Settings>, now: Instant) -> Self {
+        let accepted = Rc::new(RefCell::new(OpenInfo { remote_addr: Some(remote), ..OpenInfo::default() }));
+        let callback = AcceptCallback { settings: settings.clone(), accepted: accepted.clone() };
+        let mid = ServerHandshake::start(stream, callback, Some(settings.websocket));
+        let mut connection =
+            Connection::new(Role::Server, Stage::ServerHandshake { mid, accepted }, settings, Arc::default(), now);
+        connection.remote = Some(remote);
+        connection
+    }
+
+    /// Client: a connection that will send `request` once its transport is ready; the handshake
+    /// timer, which covers the TCP connect too, starts now.
+    pub(crate) fn connect(request: Request, settings: Arc<Settings>, flow: Arc<FlowControl>, now: Instant) -> Self {
+        Connection::new(Role::Client, Stage::AwaitingTransport { request: Box::new(request) }, settings, flow, now)
+    }
+
+    /// A connection over a stream whose upgrade is already done (tests and fuzzing).
+    pub(crate) fn upgraded(stream: S, role: Role, settings: Arc<Settings>, now: Instant) -> Self {
+        let ws_role = if role == Role::Server { WsRole::Server } else { WsRole::Client };
+        let ws = WebSocket::from_raw_socket(stream, ws_role, Some(settings.websocket));
+        let mut connection = Connection::new(role, Stage::Ended, settings, Arc::default(), now);
+        connection.open(ws, OpenInfo::default(), now);
+        connection
+    }
+
+    /// Client: the transport to `remote` is connected; the upgrade request goes out.
+    pub(crate) fn transport_ready(&mut self, stream: S, remote: SocketAddr, now: Instant) {
+        let stage = std::mem::replace(&mut self.stage, Stage::Ended);
+        let Stage::AwaitingTransport { request } = stage else {
+            self.stage = stage;
+            return;
+        };
+        self.remote = Some(remote);
+        match ClientHandshake::start(stream, *request, Some(self.settings.websocket)) {
+            Ok(mid) => {
+                self.stage = Stage::ClientHandshake { mid };
+                self.advance_handshake(now);
+            }
+            Err(err) => self.connect_failed(format!("handshake with {remote} failed: {err}")),
+        }
+    }
+
+    /// Client: no transport could be made (name resolution, every address, TLS); why.
+    pub(crate) fn transport_failed(&mut self, reason: String) {
+        self.connect_failed(reason);
+    }
+
+    /// The other side's address, once known.
+    pub(crate) fn remote(&self) -> Option<SocketAddr> {
+        self.remote
+    }
+
+    /// The back-pressure counters this connection shares with the game.
+    pub(crate) fn flow(&self) -> &Arc<FlowControl> {
+        &self.flow
+    }
+
+    /// The stream, once there is one and while the connection lives.
+    pub(crate) fn stream(&self) -> Option<&S> {
+        match &self.stage {
+            Stage::ServerHandshake { mid, .. } => Some(mid.get_ref().get_ref()),
+            Stage::ClientHandshake { mid } => Some(mid.get_ref().get_ref()),
+            Stage::Open { ws, .. } => Some(ws.get_ref()),
+            Stage::AwaitingTransport { .. } | Stage::Ended => None,
+        }
+    }
+
+    /// See [`Connection::stream`].
+    pub(crate) fn stream_mut(&mut self) -> Option<&mut S> {
+        match &mut self.stage {
+            Stage::ServerHandshake { mid, .. } => Some(mid.get_mut().get_mut()),
+            Stage::ClientHandshake { mid } => Some(mid.get_mut().get_mut()),
+            Stage::Open { ws, .. } => Some(ws.get_mut()),
+            Stage::AwaitingTransport { .. } | Stage::Ended => None,
+        }
+    }
+
+    /// Whether the handshake is done and the connection has not ended.
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(self.stage, Stage::Open { .. })
+    }
+
+    /// Whether the connection is over (its last event may still wait in [`Connection::poll_event`]).
+    pub(crate) fn is_finished(&self) -> bool {
+        matches!(self.stage, Stage::Ended)
+    }
+
+    /// The next deadline: call [`Connection::handle_timeout`] when it has passed.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// The next event for the game, oldest first.
+    pub(crate) fn poll_event(&mut self) -> Option<ConnectionEvent> {
+        self.events.pop_front()
+    }
+
+    /// Whether written data, a pong or a close reply waits for [`Connection::flush`].
+    pub(crate) fn wants_flush(&self) -> bool {
+        self.flush_owed
+    }
+
+    /// The stream can be read: advance the handshake, or read every complete message it holds.
+    pub(crate) fn handle_readable(&mut self, now: Instant) {
+        match self.stage {
+            Stage::ServerHandshake { .. } | Stage::ClientHandshake { .. } => self.advance_handshake(now),
+            Stage::Open { .. } => self.read_messages(now),
+            Stage::AwaitingTransport { .. } | Stage::Ended => {}
+        }
+    }
+
+    /// The stream can be written: advance the handshake, or owe a flush of what waits.
+    pub(crate) fn handle_writable(&mut self, now: Instant) {
+        match self.stage {
+            Stage::ServerHandshake { .. } | Stage::ClientHandshake { .. } => self.advance_handshake(now),
+            Stage::Open { .. } => self.flush_owed = true,
+            Stage::AwaitingTransport { .. } | Stage::Ended => {}
+        }
+    }
+
+    /// Work the game asked for.
+    pub(crate) fn handle_command(&mut self, command: PeerCommand, now: Instant) {
+        match command {
+            PeerCommand::Send(packet) => self.send(packet),
+            PeerCommand::Close { code, reason } => self.start_close(code, reason, now),
+            PeerCommand::Abort => self.end(Ending::Lost),
+            PeerCommand::ResumeRead => self.read_messages(now),
+            PeerCommand::Fail => self.fail_now(),
+            PeerCommand::SetHeartbeat(interval) => self.set_heartbeat(interval, now),
+        }
+    }
+
+    /// Acts on every deadline that has passed by `now`.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        while let Some(timer) = self.timers.expired(now) {
+            match timer {
+                Timer::Handshake => {
+                    let reason = format!("handshake not finished within {:?}", self.settings.handshake_timeout);
+                    match self.role {
+                        Role::Client => self.connect_failed(reason),
+                        Role::Server => self.handshake_failed(reason),
+                    }
+                }
+                Timer::Heartbeat => self.heartbeat(now),
+                Timer::Close => match &self.stage {
+                    // The game did not answer in time: fail the connection anyway.
+                    Stage::Open { close: CloseState::Failing { .. }, .. } => self.fail_now(),
+                    // RFC 6455 section 7.1.1: the close handshake is over once both frames
+                    // crossed, even if the other side keeps TCP open.
+                    Stage::Open { close, .. } => {
+                        let ending = close.ending_on_transport_close();
+                        self.end(ending);
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// Writes everything the WebSocket holds to the stream.
+    pub(crate) fn flush(&mut self, _now: Instant) {
+        self.flush_owed = false;
+        let Stage::Open { ws, close } = &mut self.stage else { return };
+        match ws.flush() {
+            Ok(()) => {
+                let (packets, bytes) = std::mem::take(&mut self.unflushed);
+                self.flow.release_outbound(packets, bytes);
+            }
+            // The writable event will bring us back.
+            Err(tungstenite::Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(tungstenite::Error::ConnectionClosed) => {
+                // Server side: our close reply went out; the close handshake is complete.
+                let ending = match close {
+                    CloseState::ClosedByPeer { code, reason } | CloseState::Acknowledged { code, reason } => {
+                        Ending::Clean { code: *code, reason: std::mem::take(reason) }
+                    }
+                    _ => Ending::Clean { code: 1005, reason: String::new() },
+                };
+                self.end(ending);
+            }
+            Err(err) => self.end(ending_for_error(&err)),
+        }
+    }
+
+    /// On shutdown: a 1001 close frame to an open peer (best effort), then the end.
+    pub(crate) fn shutdown(&mut self) {
+        if let Stage::Open { ws, .. } = &mut self.stage {
+            let _ = ws.close(Some(CloseFrame { code: CloseCode::Away, reason: "going away".into() }));
+            let _ = ws.flush();
+        }
+        self.end(Ending::Lost);
+    }
+
+    fn advance_handshake(&mut self, now: Instant) {
+        match std::mem::replace(&mut self.stage, Stage::Ended) {
+            Stage::ServerHandshake { mid, accepted } => match mid.handshake() {
+                Ok(ws) => {
+                    let info = accepted.borrow().clone();
+                    self.open(ws, info, now);
+                }
+                Err(HandshakeError::Interrupted(mid)) => self.stage = Stage::ServerHandshake { mid, accepted },
+                Err(HandshakeError::Failure(err)) => self.handshake_failed(describe_error(&err)),
+            },
+            Stage::ClientHandshake { mid } => match mid.handshake() {
+                Ok((ws, response)) => {
+                    let protocol = response
+                        .headers()
+                        .get("Sec-WebSocket-Protocol")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    self.open(ws, OpenInfo { remote_addr: self.remote, protocol, ..OpenInfo::default() }, now);
+                }
+                Err(HandshakeError::Interrupted(mid)) => self.stage = Stage::ClientHandshake { mid },
+                Err(HandshakeError::Failure(err)) => {
+                    let remote = self.remote.map(|a| a.to_string()).unwrap_or_default();
+                    self.connect_failed(format!("handshake with {remote} failed: {}", describe_error(&err)));
+                }
+            },
+            other => self.stage = other,
+        }
+    }
+
+    fn open(&mut self, ws: WebSocket<S>, info: OpenInfo, now: Instant) {
+        self.stage = Stage::Open { ws: Box::new(ws), close: CloseState::Active };
+        self.timers.stop(Timer::Handshake);
+        self.last_heard = now;
+        self.events.push_back(ConnectionEvent::Opened(info));
+        self.set_heartbeat(self.settings.heartbeat_interval, now);
+        // Data may have arrived together with the handshake.
+        self.read_messages(now);
+    }
+
+    /// Reads every complete message the stream holds, until it would block or the game's queue
+    /// is full (then the stream is left unread: TCP back-pressure).
+    fn read_messages(&mut self, now: Instant) {
+        loop {
+            let Stage::Open { ws, close } = &mut self.stage else { return };
+            if matches!(close, CloseState::Failing { .. }) {
+                return;
+            }
+            if self.flow.pause_if_full(&self.settings.limits) {
+                break;
+            }
+            let read = ws.read();
+            if read.is_ok() {
+                self.last_heard = now;
+            }
+            match read {
+                Ok(Message::Text(text)) => self.deliver(Packet { data: text.into(), is_text: true }),
+                Ok(Message::Binary(data)) => self.deliver(Packet { data, is_text: false }),
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Ok(Message::Close(frame)) => {
+                    let (code, reason) = match &frame {
+                        Some(f) => (u16::from(f.code), f.reason.to_string()),
+                        None => (1005, String::new()),
+                    };
+                    if matches!(close, CloseState::Active) {
+                        self.events.push_back(ConnectionEvent::CloseRequested { code, reason: reason.clone() });
+                        *close = CloseState::ClosedByPeer { code, reason };
+                        self.timers.set(Timer::Close, now + self.settings.close_timeout);
+                    } else {
+                        *close = CloseState::Acknowledged { code, reason };
+                    }
+                }
+                Err(tungstenite::Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    let ending = close.ending_on_transport_close();
+                    self.end(ending);
+                    return;
+                }
+                Err(err) => {
+                    match failure_for_error(&err) {
+                        // Stop reading; close once the game has answered what came before.
+                        Some((frame, error)) => {
+                            *close = CloseState::Failing { frame, error };
+                            self.events.push_back(ConnectionEvent::Failing);
+                            self.timers.set(Timer::Close, now + self.settings.close_timeout);
+                        }
+                        None => self.end(Ending::Lost),
+                    }
+                    return;
+                }
+            }
+        }
+        // Replies to pings and close frames are queued by the read; make sure they go out.
+        self.flush_owed = true;
+    }
+
+    fn deliver(&mut self, packet: Packet) {
+        self.flow.delivered(packet.data.len());
+        self.events.push_back(ConnectionEvent::Packet(packet));
+    }
+
+    fn send(&mut self, packet: Packet) {
+        let len = packet.data.len();
+        // Answers to what came before a violation still go out before the failing close.
+        let Stage::Open { ws, close: CloseState::Active | CloseState::Failing { .. } } = &mut self.stage else {
+            // Closing or gone: the game learns that from the close events; free the room.
+            self.flow.release_outbound(1, len);
+            return;
+        };
+        let message = if packet.is_text && std::str::from_utf8(&packet.data).is_ok() {
+            // SAFETY: checked to be UTF-8 just above.
+            Message::Text(unsafe { tungstenite::Utf8Bytes::from_bytes_unchecked(packet.data) })
+        } else {
+            // `PeerHandle::send` only queues text that is valid UTF-8; anything else is binary.
+            Message::Binary(packet.data)
+        };
+        self.unflushed.0 += 1;
+        self.unflushed.1 += len;
+        match ws.write(message) {
+            Ok(()) => {}
+            Err(tungstenite::Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(err) => return self.end(ending_for_error(&err)),
+        }
+        self.flush_owed = true;
+    }
+
+    fn start_close(&mut self, code: u16, reason: String, now: Instant) {
+        let Stage::Open { ws, close } = &mut self.stage else {
+            // Still handshaking: nothing to close gracefully.
+            return self.end(Ending::Lost);
+        };
+        if !matches!(close, CloseState::Active) {
+            return;
+        }
+        *close = CloseState::ClosedByUs;
+        match ws.close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.into() })) {
+            Ok(()) => {}
+            Err(tungstenite::Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(err) => return self.end(ending_for_error(&err)),
+        }
+        self.timers.set(Timer::Close, now + self.settings.close_timeout);
+        self.flush_owed = true;
+    }
+
+    /// Closes a failing connection: the close frame that says why (RFC 6455 section 7.1.7), then
+    /// the connection is dropped.
+    fn fail_now(&mut self) {
+        let Stage::Open { ws, close } = &mut self.stage else { return };
+        let CloseState::Failing { frame, error } = std::mem::replace(close, CloseState::Active) else { return };
+        let _ = ws.close(Some(frame));
+        let _ = ws.flush();
+        self.end(Ending::Failed { error });
+    }
+
+    /// Turns heartbeats on (the first ping goes out one interval from now) or off.
+    fn set_heartbeat(&mut self, interval: Option<Duration>, now: Instant) {
+        let interval = interval.filter(|i| !i.is_zero());
+        self.heartbeat = interval;
+        self.ping_sent = None;
+        match interval {
+            Some(interval) if self.is_open() => self.timers.set(Timer::Heartbeat, now + interval),
+            _ => self.timers.stop(Timer::Heartbeat),
+        }
+    }
+
+    /// A heartbeat is due: drop a peer that did not answer the last ping, else ping it.
+    fn heartbeat(&mut self, now: Instant) {
+        let (Some(interval), Stage::Open { ws, .. }) = (self.heartbeat, &mut self.stage) else { return };
+        if self.ping_sent.is_some_and(|sent| self.last_heard < sent) {
+            let _ = ws.close(Some(CloseFrame { code: CloseCode::Away, reason: "no answer to ping".into() }));
+            let _ = ws.flush();
+            let error = format!("no answer to a ping within {interval:?} (heartbeat_interval); dropped");
+            return self.end(Ending::Failed { error });
+        }
+        match ws.write(Message::Ping(tungstenite::Bytes::new())) {
+            Ok(()) => {}
+            Err(tungstenite::Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => {}
+            // Closing already: no more pings.
+            Err(_) => return,
+        }
+        self.ping_sent = Some(now);
+        self.timers.set(Timer::Heartbeat, now + interval);
+        self.flush_owed = true;
+    }
+
+    fn connect_failed(&mut self, reason: String) {
+        self.stage = Stage::Ended;
+        self.timers.clear();
+        self.events.push_back(ConnectionEvent::ConnectFailed(reason));
+    }
+
+    fn handshake_failed(&mut self, reason: String) {
+        self.stage = Stage::Ended;
+        self.timers.clear();
+        self.events.push_back(ConnectionEvent::HandshakeFailed(reason));
+    }
+
+    /// Ends the connection and reports how: `Closed` for an open one; a client that never opened
+    /// reports that connecting failed.
+    fn end(&mut self, ending: Ending) {
+        let stage = std::mem::replace(&mut self.stage, Stage::Ended);
+        self.timers.clear();
+        self.flush_owed = false;
+        match stage {
+            Stage::Open { .. } => self.events.push_back(ConnectionEvent::Closed(ending)),
+            Stage::Ended => {}
+            _ if self.role == Role::Client => {
+                self.events.push_back(ConnectionEvent::ConnectFailed("closed before the handshake finished".into()));
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Every timed behaviour of a connection, with simulated time: two connections talk over an
+//! in-memory stream and the clock moves only when a test moves it. Nothing sleeps.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tungstenite::client::IntoClientRequest;
+
+use super::{Connection, ConnectionEvent, Ending, Settings};
+use crate::command::PeerCommand;
+use crate::config::{ConnectionConfig, Limits};
+use crate::memory::{self, MemoryStream};
+use crate::packet::Packet;
+use crate::utf8_guard::Utf8Guard;
+use crate::Bytes;
+
+type Conn = Connection<Utf8Guard<MemoryStream>>;
+
+fn addr() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9000))
+}
+
+fn text(data: &str) -> Packet {
+    Packet { data: Bytes::copy_from_slice(data.as_bytes()), is_text: true }
+}
+
+/// Runs `conn`'s owed flush and moves its events to `out`.
+fn settle(conn: &mut Conn, now: Instant, out: &mut Vec<ConnectionEvent>) {
+    if conn.wants_flush() {
+        conn.flush(now);
+    }
+    out.extend(std::iter::from_fn(|| conn.poll_event()));
+}
+
+/// A server and a client connection over one in-memory stream, and the simulated clock.
+struct Pair {
+    now: Instant,
+    server: Conn,
+    client: Conn,
+    server_events: Vec<ConnectionEvent>,
+    client_events: Vec<ConnectionEvent>,
+}
+
+impl Pair {
+    /// Both ends with these settings, the handshake done.
+    fn open(config: ConnectionConfig) -> Pair {
+        let now = Instant::now();
+        let settings = Arc::new(Settings::new(&config));
+        let (server_end, client_end) = memory::pair();
+        let server = Conn::accept(Utf8Guard::new(server_end), addr(), settings.clone(), now);
+        let request = "ws://localhost/game".into_client_request().unwrap();
+        let mut client = Conn::connect(request, settings, Arc::default(), now);
+        client.transport_ready(Utf8Guard::new(client_end), addr(), now);
+        let mut pair = Pair { now, server, client, server_events: Vec::new(), client_events: Vec::new() };
+        pair.run();
+        assert!(matches!(pair.server_events.as_slice(), [ConnectionEvent::Opened(_)]), "{:?}", pair.server_events);
+        assert!(matches!(pair.client_events.as_slice(), [ConnectionEvent::Opened(_)]), "{:?}", pair.client_events);
+        pair.server_events.clear();
+        pair.client_events.clear();
+        pair
+    }
+
+    /// Both ends read and flush until no byte is left in flight.
+    fn run(&mut self) {
+        for _ in 0..20 {
+            self.server.handle_readable(self.now);
+            settle(&mut self.server, self.now, &mut self.server_events);
+            self.client.handle_readable(self.now);
+            settle(&mut self.client, self.now, &mut self.client_events);
+        }
+    }
+
+    /// Moves the clock and lets both ends act on their deadlines.
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        for conn in [&mut self.server, &mut self.client] {
+            if conn.poll_timeout().is_some_and(|at| at <= self.now) {
+                conn.handle_timeout(self.now);
+            }
+        }
+        settle(&mut self.server, self.now, &mut self.server_events);
+        settle(&mut self.client, self.now, &mut self.client_events);
+    }
+
+    fn server_command(&mut self, command: PeerCommand) {
+        self.server.handle_command(command, self.now);
+        settle(&mut self.server, self.now, &mut self.server_events);
+    }
+
+    fn client_command(&mut self, command: PeerCommand) {
+        self.client.handle_command(command, self.now);
+        settle(&mut self.client, self.now, &mut self.client_events);
+    }
+
+    /// Sends from the client as `PeerHandle::send` does: with room reserved first.
+    fn client_send(&mut self, packet: Packet) {
+        let limits = Limits::default();
+        self.client.flow().reserve_outbound(1, packet.data.len(), &limits).unwrap();
+        self.client_command(PeerCommand::Send(packet));
+    }
+}
+
+fn with(edit: impl FnOnce(&mut ConnectionConfig)) -> ConnectionConfig {
+    let mut config = ConnectionConfig::default();
+    edit(&mut config);
+    config
+}
+
+fn packets(events: &[ConnectionEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ConnectionEvent::Packet(p) => Some(String::from_utf8_lossy(&p.data).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_server_drops_a_connection_that_sends_no_request_within_handshake_timeout() {
+    let now = Instant::now();
+    let settings = Arc::new(Settings::new(&with(|c| c.handshake_timeout = Duration::from_secs(3))));
+    let (server_end, _client_end) = memory::pair();
+    let mut server = Conn::accept(Utf8Guard::new(server_end), addr(), settings, now);
+    server.handle_readable(now);
+    assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(3)));
+    server.handle_timeout(now + Duration::from_millis(2999));
+    assert!(server.poll_event().is_none() && !server.is_finished());
+    server.handle_timeout(now + Duration::from_secs(3));
+    assert_eq!(server.poll_event(), Some(ConnectionEvent::HandshakeFailed("handshake not finished within 3s".into())));
+    assert!(server.is_finished());
+    assert_eq!(server.poll_timeout(), None);
+}
+
+#[test]
+fn a_client_whose_transport_or_answer_does_not_come_fails_at_handshake_timeout() {
+    let now = Instant::now();
+    let settings = Arc::new(Settings::new(&with(|c| c.handshake_timeout = Duration::from_millis(500))));
+    // No transport at all (the TCP connect hangs) ...
+    let request = "ws://localhost/".into_client_request().unwrap();
+    let mut waiting = Conn::connect(request.clone(), settings.clone(), Arc::default(), now);
+    waiting.handle_timeout(now + Duration::from_millis(500));
+    assert_eq!(waiting.poll_event(), Some(ConnectionEvent::ConnectFailed("handshake not finished within 500ms".into())));
+    // ... or a server that never answers the upgrade request.
+    let (client_end, server_end) = memory::pair();
+    let mut silent = Conn::connect(request, settings, Arc::default(), now);
+    silent.transport_ready(Utf8Guard::new(client_end), addr(), now);
+    silent.flush(now);
+    assert!(server_end.take_received().starts_with(b"GET / HTTP/1.1"), "the request went out");
+    silent.handle_timeout(now + Duration::from_millis(500));
+    assert_eq!(silent.poll_event(), Some(ConnectionEvent::ConnectFailed("handshake not finished within 500ms".into())));
+    assert!(silent.is_finished());
+}
+
+#[test]
+fn the_handshake_timer_stops_once_open() {
+    let mut pair = Pair::open(ConnectionConfig::default());
+    assert_eq!(pair.server.poll_timeout(), None);
+    assert_eq!(pair.client.poll_timeout(), None);
+    pair.advance(Duration::from_secs(3600));
+    assert!(pair.server.is_open() && pair.client.is_open());
+    assert!(pair.server_events.is_empty() && pair.client_events.is_empty());
+}
+
+#[test]
+fn a_close_handshake_completes_cleanly_on_both_sides() {
+    let mut pair = Pair::open(ConnectionConfig::default());
+    pair.client_command(PeerCommand::Close { code: 4001, reason: "bye".into() });
+    pair.run();
+    assert_eq!(
+        pair.server_events,
+        vec![
+            ConnectionEvent::CloseRequested { code: 4001, reason: "bye".into() },
+            ConnectionEvent::Closed(Ending::Clean { code: 4001, reason: "bye".into() }),
+        ]
+    );
+    assert_eq!(pair.client_events, vec![ConnectionEvent::Closed(Ending::Clean { code: 4001, reason: "bye".into() })]);
+    assert!(pair.server.is_finished() && pair.client.is_finished());
+}
+
+#[test]
+fn a_close_that_gets_no_answer_ends_at_close_timeout() {
+    let mut pair = Pair::open(with(|c| c.close_timeout = Duration::from_secs(2)));
+    pair.server_command(PeerCommand::Close { code: 1000, reason: String::new() });
+    // The client never reads: no answer comes.
+    assert_eq!(pair.server.poll_timeout(), Some(pair.now + Duration::from_secs(2)));
+    pair.advance(Duration::from_millis(1999));
+    assert!(pair.server_events.is_empty());
+    pair.advance(Duration::from_millis(1));
+    assert_eq!(pair.server_events, vec![ConnectionEvent::Closed(Ending::Lost)]);
+}
+
+#[test]
+fn a_peer_that_answers_pings_stays_connected() {
+    let mut pair = Pair::open(with(|c| c.heartbeat_interval = Some(Duration::from_secs(1))));
+    for _ in 0..5 {
+        pair.advance(Duration::from_secs(1));
+        pair.run();
+    }
+    assert!(pair.server.is_open() && pair.client.is_open());
+    assert!(pair.server_events.is_empty(), "{:?}", pair.server_events);
+}
+
+#[test]
+fn a_peer_that_does_not_answer_a_ping_is_dropped_at_the_next() {
+    let mut pair = Pair::open(with(|c| c.heartbeat_interval = Some(Duration::from_secs(1))));
+    // Only the server has heartbeats in this test; the client never reads.
+    pair.client_command(PeerCommand::SetHeartbeat(None));
+    pair.advance(Duration::from_secs(1));
+    assert!(pair.server.is_open(), "one ping without an answer yet is fine");
+    pair.advance(Duration::from_secs(1));
+    assert_eq!(
+        pair.server_events,
+        vec![ConnectionEvent::Closed(Ending::Failed {
+            error: "no answer to a ping within 1s (heartbeat_interval); dropped".into()
+        })]
+    );
+}
+
+#[test]
+fn a_full_inbound_queue_pauses_reading_until_the_game_takes_a_packet() {
+    let limits = Limits { inbound_max_packets: 2, ..Limits::default() };
+    let mut pair = Pair::open(with(|c| c.limits = limits.clone()));
+    // Larger than tungstenite's read buffer together, so that some wait in the stream.
+    let message = |n: usize| format!("m{n}:{}", "x".repeat(3000));
+    for n in 0..5 {
+        pair.client_send(text(&message(n)));
+    }
+    pair.run();
+    assert_eq!(packets(&pair.server_events), [message(0), message(1)], "reading paused at the limit");
+    assert!(pair.client.stream().unwrap().get_ref().sent_unread() > 0, "the rest waits in the stream, not dropped");
+    // The game takes one packet: room again, so it asks to resume.
+    let len = message(0).len();
+    assert!(pair.server.flow().taken(len, &limits), "the take that makes room resumes reading");
+    pair.server_command(PeerCommand::ResumeRead);
+    assert_eq!(packets(&pair.server_events), [message(0), message(1), message(2)]);
+    // Taking the rest as it comes delivers everything, in order.
+    for _ in 0..3 {
+        if pair.server.flow().taken(len, &limits) {
+            pair.server_command(PeerCommand::ResumeRead);
+        }
+        pair.run();
+    }
+    assert_eq!(packets(&pair.server_events), (0..5).map(message).collect::<Vec<_>>());
+    assert_eq!(pair.server.flow().inbound_packets(), 1);
+}
+
+#[test]
+fn a_peer_that_does_not_read_makes_sends_wait_not_vanish() {
+    let mut pair = Pair::open(ConnectionConfig::default());
+    pair.client.stream().unwrap().get_ref().set_receive_capacity(Some(16));
+    let limits = Limits::default();
+    let big = Packet { data: Bytes::from(vec![7u8; 1000]), is_text: false };
+    pair.server.flow().reserve_outbound(2, 1000, &limits).unwrap();
+    pair.server_command(PeerCommand::Send(big));
+    assert_eq!(pair.server.flow().outbound_bytes(), 1000, "not written yet: still counted");
+    // The peer reads again; a writable event brings the rest out.
+    pair.client.stream().unwrap().get_ref().set_receive_capacity(None);
+    pair.server.handle_writable(pair.now);
+    pair.run();
+    assert_eq!(pair.server.flow().outbound_bytes(), 0);
+    assert_eq!(pair.client_events.len(), 1);
+}
+
+/// A raw client end after a real upgrade request, and the server connection that answered it.
+fn raw_client_and_server(config: ConnectionConfig) -> (MemoryStream, Conn, Instant) {
+    let now = Instant::now();
+    let (server_end, raw) = memory::pair();
+    let mut server = Conn::accept(Utf8Guard::new(server_end), addr(), Arc::new(Settings::new(&config)), now);
+    raw.send(
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    server.handle_readable(now);
+    server.handle_writable(now);
+    assert!(matches!(server.poll_event(), Some(ConnectionEvent::Opened(_))));
+    let response = raw.take_received();
+    assert!(response.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&response));
+    (raw, server, now)
+}
+
+#[test]
+fn answers_to_messages_before_a_violation_go_out_before_the_failing_close() {
+    let (raw, mut server, now) = raw_client_and_server(ConnectionConfig::default());
+    // A masked text message "a", then a frame with a reserved bit set (RFC 6455 section 5.2).
+    raw.send(b"\x81\x81\x00\x00\x00\x00a\xc1\x80\x00\x00\x00\x00");
+    let mut events = Vec::new();
+    server.handle_readable(now);
+    settle(&mut server, now, &mut events);
+    assert_eq!(events, vec![ConnectionEvent::Packet(text("a")), ConnectionEvent::Failing]);
+    assert!(raw.take_received().is_empty(), "the close frame waits for the game");
+    // The game answers the packet, then tells the connection to fail.
+    server.flow().reserve_outbound(2, 5, &Limits::default()).unwrap();
+    server.handle_command(PeerCommand::Send(text("ack:a")), now);
+    server.handle_command(PeerCommand::Fail, now);
+    settle(&mut server, now, &mut events);
+    let wire = raw.take_received();
+    assert!(wire.starts_with(b"\x81\x05ack:a\x88"), "answer first, then the close frame: {wire:?}");
+    assert_eq!(&wire[9..11], &1002u16.to_be_bytes(), "close code 1002");
+    assert!(matches!(events.last(), Some(ConnectionEvent::Closed(Ending::Failed { error })) if error.starts_with("closed with 1002")));
+}
+
+#[test]
+fn a_failing_close_goes_out_at_close_timeout_if_the_game_does_not_answer() {
+    let (raw, mut server, now) = raw_client_and_server(with(|c| c.close_timeout = Duration::from_secs(1)));
+    // Invalid UTF-8 in a text message.
+    raw.send(b"\x81\x82\x00\x00\x00\x00\xff\xfe");
+    server.handle_readable(now);
+    assert_eq!(server.poll_event(), Some(ConnectionEvent::Failing));
+    assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(1)));
+    server.handle_timeout(now + Duration::from_secs(1));
+    let wire = raw.take_received();
+    assert_eq!(wire[0], 0x88, "a close frame: {wire:?}");
+    assert_eq!(&wire[2..4], &1007u16.to_be_bytes(), "close code 1007");
+    assert!(matches!(server.poll_event(), Some(ConnectionEvent::Closed(Ending::Failed { .. }))));
+}

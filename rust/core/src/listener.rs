@@ -1,0 +1,118 @@
+//! A server's listening socket and its accept policy: refusing new connections, the
+//! `max_connections` limit (HTTP 503), TCP_NODELAY, TLS wrapping, and retrying when the process
+//! runs out of file descriptors.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Interest, Registry, Token};
+
+use crate::tls::{self, NetStream};
+
+/// How long accepting waits after a resource error (out of file descriptors, memory) before it
+/// tries again; a connection closing on our side retries at once.
+const RETRY_AFTER_RESOURCE_ERROR: Duration = Duration::from_millis(50);
+
+/// The listening socket and what decides whether a connection is taken.
+pub(crate) struct Listener {
+    socket: TcpListener,
+    tls: Option<tls::ServerSide>,
+    max_connections: Option<usize>,
+    no_delay: bool,
+    refuse_new: bool,
+    /// Set when accepting stopped on a resource error with connections left in the backlog:
+    /// readiness is edge-triggered, so no new event will come for them; retry at this time.
+    retry_at: Option<Instant>,
+}
+
+/// What one accept gave.
+pub(crate) enum Accepted {
+    /// A new connection, registered under the given token, wrapped in TLS when serving wss://.
+    Connection { stream: NetStream, remote: SocketAddr },
+    /// A connection turned away; why (reported to the game).
+    Refused { remote: SocketAddr, reason: String },
+    /// A connection dropped without a word (refusing new connections, or registration failed).
+    Dropped,
+    /// Nothing more to accept for now.
+    Done,
+}
+
+impl Listener {
+    /// Registers `socket` under `token`.
+    pub(crate) fn new(
+        mut socket: TcpListener,
+        tls: Option<tls::ServerSide>,
+        max_connections: Option<usize>,
+        no_delay: bool,
+        registry: &Registry,
+        token: Token,
+    ) -> io::Result<Self> {
+        registry.register(&mut socket, token, Interest::READABLE)?;
+        Ok(Listener { socket, tls, max_connections, no_delay, refuse_new: false, retry_at: None })
+    }
+
+    /// Turns new connections away at accept (or stops doing so).
+    pub(crate) fn set_refuse_new(&mut self, refuse: bool) {
+        self.refuse_new = refuse;
+    }
+
+    /// When accepting should be tried again after a resource error.
+    pub(crate) fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// Whether connections may wait in the backlog after a resource error.
+    pub(crate) fn backlog_waiting(&self) -> bool {
+        self.retry_at.is_some()
+    }
+
+    /// Accepts one connection; `live` is how many the server has (open or handshaking), and a
+    /// new one is registered under `token`.
+    pub(crate) fn accept(&mut self, live: usize, registry: &Registry, token: Token, now: Instant) -> Accepted {
+        let (mut stream, remote) = loop {
+            match self.socket.accept() {
+                Ok(pair) => break pair,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.retry_at = None;
+                    return Accepted::Done;
+                }
+                // This one connection is gone already; the next may be fine.
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+                    ) => {}
+                // Out of file descriptors or memory: the rest wait in the backlog until a retry.
+                Err(_) => {
+                    self.retry_at = Some(now + RETRY_AFTER_RESOURCE_ERROR);
+                    return Accepted::Done;
+                }
+            }
+        };
+        if self.refuse_new {
+            return Accepted::Dropped;
+        }
+        if self.max_connections.is_some_and(|max| live >= max) {
+            // Best effort, on a fresh socket that has room: say why, then close.
+            if self.tls.is_none() {
+                let _ = stream.write(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 5\r\n\r\n",
+                );
+            }
+            return Accepted::Refused { remote, reason: format!("refused with 503: max_connections ({live}) reached") };
+        }
+        let _ = stream.set_nodelay(self.no_delay);
+        if registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
+            return Accepted::Dropped;
+        }
+        match &self.tls {
+            Some(tls) => match tls.accept(stream) {
+                Ok(stream) => Accepted::Connection { stream, remote },
+                Err(err) => Accepted::Refused { remote, reason: tls::describe_io_error(&err) },
+            },
+            None => Accepted::Connection { stream: NetStream::Plain(stream), remote },
+        }
+    }
+}

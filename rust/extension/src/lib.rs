@@ -7,6 +7,7 @@ use godot::prelude::*;
 mod client;
 mod connection;
 mod errors;
+mod multiplayer_peer;
 mod server;
 mod settings;
 mod tls;

@@ -19,7 +19,6 @@ pub(crate) struct ConnectionProperties<'a> {
     pub(crate) outbound_max_packets: i64,
     pub(crate) max_message_size: i64,
     pub(crate) heartbeat_interval: f64,
-    pub(crate) no_delay: bool,
     /// Godot multiplayer mode (`gd_mp_api`, `create_server`, `create_client`).
     pub(crate) multiplayer: bool,
 }
@@ -31,6 +30,7 @@ impl ConnectionProperties<'_> {
         let protocols = if protocols.is_empty() { self.supported_protocols } else { protocols };
         let headers = if headers.is_empty() { self.handshake_headers } else { headers };
         let header_lines: Vec<String> = headers.as_slice().iter().map(GString::to_string).collect();
+        let defaults = ConnectionConfig::default();
         let config = ConnectionConfig {
             limits: Limits {
                 inbound_buffer_size: size("inbound_buffer_size", self.inbound_buffer_size)?,
@@ -40,17 +40,27 @@ impl ConnectionProperties<'_> {
                 max_message_size: size("max_message_size", self.max_message_size)?,
             },
             handshake_timeout: seconds("handshake_timeout", self.handshake_timeout, false)?
-                .unwrap_or(Duration::from_secs(3)),
+                .unwrap_or(defaults.handshake_timeout),
             protocols: protocols.as_slice().iter().map(GString::to_string).collect(),
             extra_headers: parse_header_lines(&header_lines)?,
             heartbeat_interval: seconds("heartbeat_interval", self.heartbeat_interval, true)?,
-            no_delay: self.no_delay,
             multiplayer: self.multiplayer,
-            ..ConnectionConfig::default()
+            ..defaults
         };
         config.validate()?;
         Ok(config)
     }
+}
+
+/// A core size or count as the `int` GDScript sees (used for the properties' defaults, which are
+/// the core's, so that each number is written once).
+pub(crate) fn int(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A core interval as the seconds GDScript sees, 0 for none.
+pub(crate) fn seconds_or_zero(interval: Option<Duration>) -> f64 {
+    interval.map_or(0.0, |interval| interval.as_secs_f64())
 }
 
 /// A positive size limit.

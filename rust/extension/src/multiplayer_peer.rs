@@ -1,0 +1,316 @@
+//! What `WebSocketServer` and `WebSocketClient` share: the connection properties and their
+//! defaults, `set_buffers`, and the `MultiplayerPeerExtension` virtuals. The macro
+//! [`websocket_multiplayer_peer!`] declares a class with all of these; what differs between the
+//! two sides (the core object, the signals, who a packet goes to) is reached through the
+//! [`Endpoint`] trait each class implements in its own file.
+
+use godot::classes::multiplayer_peer::ConnectionStatus;
+use websocket_rs_core::{Error, Packet};
+
+/// The side-specific half of a server or client, which the shared virtuals call.
+pub(crate) trait Endpoint {
+    /// What the core object's `poll` reports.
+    type Event;
+    /// Whether this side is the server (MultiplayerPeer's `is_server`).
+    const IS_SERVER: bool;
+
+    /// Emits the signals for one event of the core object's `poll`.
+    fn dispatch(&mut self, event: Self::Event);
+    /// Takes the next multiplayer packet for SceneMultiplayer.
+    fn take_packet(&mut self) -> Option<Packet>;
+    /// Sends a packet from SceneMultiplayer to the current target peer.
+    fn send_packet(&mut self, packet: Packet) -> Result<(), Error>;
+    /// Multiplayer packets waiting to be taken.
+    fn available_packets(&self) -> usize;
+    /// The peer that sent the next packet.
+    fn packet_peer(&self) -> i32;
+    /// This side's multiplayer peer id.
+    fn unique_id(&self) -> i32;
+    /// Disconnected, connecting or connected.
+    fn connection_status(&self) -> ConnectionStatus;
+    /// Ends everything at once (MultiplayerPeer's `close`).
+    fn close_now(&mut self);
+    /// MultiplayerPeer's `disconnect_peer`.
+    fn disconnect(&mut self, peer: i32, force: bool);
+}
+
+/// The error for multiplayer packet calls on a server or client in raw mode.
+pub(crate) fn raw_mode_error() -> Error {
+    Error::Unsupported(
+        "this peer is in raw mode: use get_peer(id).put_packet/get_packet, or start it with gd_mp_api = true (create_server / create_client) to use it as multiplayer_peer".into(),
+    )
+}
+
+/// Declares a WebSocket `MultiplayerPeerExtension` class: the struct with the class's own fields
+/// (given; the first is `core`, the engine-free server or client, whose `poll` fills a
+/// `Vec<Endpoint::Event>`) and the shared ones, its primary `#[godot_api]` block with the class's signals (given)
+/// and the shared `#[func]`s, and its `IMultiplayerPeerExtension` impl, which reaches the
+/// class's [`Endpoint`] impl. `extra_virtuals` are virtuals only this class overrides. The
+/// class's own `#[func]`s go in a `#[godot_api(secondary)]` block of its file.
+///
+/// Shared fields the class's code may use: `handshake_timeout`, `supported_protocols`,
+/// `handshake_headers`, `inbound_buffer_size`, `outbound_buffer_size`, `inbound_max_packets`,
+/// `outbound_max_packets`, `max_message_size`, `heartbeat_interval`, `multiplayer` (whether the
+/// running server or client is in multiplayer mode) and `target_peer`; and
+/// `connection_properties()`.
+macro_rules! websocket_multiplayer_peer {
+    (
+        $(#[$($class_attr:tt)*])*
+        class $class:ident {
+            $(#[$($core_attr:tt)*])*
+            core: $core:ty,
+            $( $(#[$($field_attr:tt)*])* $field:ident : $field_ty:ty, )*
+        }
+        signals {
+            $( $(#[$($signal_attr:tt)*])* fn $signal:ident ( $($signal_param:tt)* ); )*
+        }
+        extra_virtuals {
+            $($extra_virtual:tt)*
+        }
+    ) => {
+        $(#[$($class_attr)*])*
+        #[derive(::godot::register::GodotClass)]
+        #[class(tool, init, base = MultiplayerPeerExtension)]
+        pub(crate) struct $class {
+            $(#[$($core_attr)*])*
+            core: $core,
+            $( $(#[$($field_attr)*])* $field: $field_ty, )*
+            /// Seconds a connection may take to open (TCP connect and HTTP upgrade) before it
+            /// fails.
+            #[var]
+            #[init(val = ::websocket_rs_core::ConnectionConfig::default().handshake_timeout.as_secs_f64())]
+            handshake_timeout: f64,
+            /// Sub-protocols to offer, in order of preference (used when `listen` /
+            /// `connect_to_url` gets none).
+            #[var]
+            supported_protocols: ::godot::builtin::PackedStringArray,
+            /// Extra headers (`"Name: value"`) for the handshake (used when `connect_to_url` gets
+            /// none).
+            #[var]
+            handshake_headers: ::godot::builtin::PackedStringArray,
+            /// Bytes of received messages that may wait per connection before its socket is no
+            /// longer read.
+            #[var]
+            #[init(val = $crate::settings::int(::websocket_rs_core::Limits::default().inbound_buffer_size))]
+            inbound_buffer_size: i64,
+            /// Bytes that may wait to be sent per connection before `put_packet` refuses.
+            #[var]
+            #[init(val = $crate::settings::int(::websocket_rs_core::Limits::default().outbound_buffer_size))]
+            outbound_buffer_size: i64,
+            /// Messages that may wait per connection in each direction.
+            #[var(get = get_max_queued_packets, set = set_max_queued_packets)]
+            max_queued_packets: ::godot::register::property::PhantomVar<i64>,
+            /// Received messages that may wait per connection.
+            #[init(val = $crate::settings::int(::websocket_rs_core::Limits::default().inbound_max_packets))]
+            inbound_max_packets: i64,
+            /// Messages that may wait to be sent per connection.
+            #[init(val = $crate::settings::int(::websocket_rs_core::Limits::default().outbound_max_packets))]
+            outbound_max_packets: i64,
+            /// Largest message accepted from the other side; a larger one closes the connection
+            /// with 1009.
+            #[var]
+            #[init(val = $crate::settings::int(::websocket_rs_core::Limits::default().max_message_size))]
+            max_message_size: i64,
+            /// Seconds between pings to each connection (0: none); a peer that does not answer is
+            /// dropped.
+            #[var]
+            #[init(val = $crate::settings::seconds_or_zero(::websocket_rs_core::ConnectionConfig::default().heartbeat_interval))]
+            heartbeat_interval: f64,
+            /// Whether the running server or client is in Godot multiplayer mode (`gd_mp_api`,
+            /// `create_server`, `create_client`).
+            multiplayer: bool,
+            /// The packet handed out by the last multiplayer `get_packet`; Godot reads it until
+            /// the next.
+            last_packet: ::websocket_rs_core::Bytes,
+            /// MultiplayerPeer's `transfer_channel`: kept, not used (one ordered TCP stream).
+            transfer_channel: i32,
+            /// MultiplayerPeer's `transfer_mode`: kept, not used (every packet is reliable).
+            #[init(val = ::godot::classes::multiplayer_peer::TransferMode::RELIABLE)]
+            transfer_mode: ::godot::classes::multiplayer_peer::TransferMode,
+            /// Where the next multiplayer `put_packet` goes (MultiplayerPeer's target peer).
+            target_peer: i32,
+            base: ::godot::obj::Base<::godot::classes::MultiplayerPeerExtension>,
+        }
+
+        #[::godot::register::godot_api]
+        impl $class {
+            $( $(#[$($signal_attr)*])* #[signal] fn $signal($($signal_param)*); )*
+
+            /// Godot 3's buffer settings, for the connections of the next `listen` /
+            /// `connect_to_url`: sizes in KiB.
+            #[func]
+            fn set_buffers(
+                &mut self,
+                input_buffer_size_kb: i64,
+                input_max_packets: i64,
+                output_buffer_size_kb: i64,
+                output_max_packets: i64,
+            ) -> ::godot::global::Error {
+                match $crate::settings::godot3_buffers(input_buffer_size_kb, input_max_packets, output_buffer_size_kb, output_max_packets) {
+                    Ok((inbound, inbound_packets, outbound, outbound_packets)) => {
+                        self.inbound_buffer_size = inbound;
+                        self.inbound_max_packets = inbound_packets;
+                        self.outbound_buffer_size = outbound;
+                        self.outbound_max_packets = outbound_packets;
+                        ::godot::global::Error::OK
+                    }
+                    Err(err) => $crate::errors::report("set_buffers", &err),
+                }
+            }
+
+            /// Messages that may wait per connection in each direction.
+            #[func]
+            fn get_max_queued_packets(&self) -> i64 {
+                self.inbound_max_packets.max(self.outbound_max_packets)
+            }
+
+            /// Sets the inbound and outbound packet limits (checked at `listen` /
+            /// `connect_to_url`).
+            #[func]
+            fn set_max_queued_packets(&mut self, packets: i64) {
+                self.inbound_max_packets = packets;
+                self.outbound_max_packets = packets;
+            }
+        }
+
+        impl $class {
+            /// The connection properties, to be checked and turned into the core's config.
+            fn connection_properties(&self, multiplayer: bool) -> $crate::settings::ConnectionProperties<'_> {
+                $crate::settings::ConnectionProperties {
+                    handshake_timeout: self.handshake_timeout,
+                    supported_protocols: &self.supported_protocols,
+                    handshake_headers: &self.handshake_headers,
+                    inbound_buffer_size: self.inbound_buffer_size,
+                    outbound_buffer_size: self.outbound_buffer_size,
+                    inbound_max_packets: self.inbound_max_packets,
+                    outbound_max_packets: self.outbound_max_packets,
+                    max_message_size: self.max_message_size,
+                    heartbeat_interval: self.heartbeat_interval,
+                    multiplayer,
+                }
+            }
+        }
+
+        #[::godot::register::godot_api]
+        impl ::godot::classes::IMultiplayerPeerExtension for $class {
+            // Takes in network activity and emits the signals; scripts call it every frame.
+            fn poll(&mut self) {
+                let mut events = Vec::new();
+                self.core.poll(&mut events);
+                for event in events {
+                    $crate::multiplayer_peer::Endpoint::dispatch(self, event);
+                }
+            }
+
+            fn close(&mut self) {
+                $crate::multiplayer_peer::Endpoint::close_now(self);
+            }
+
+            fn disconnect_peer(&mut self, peer: i32, force: bool) {
+                $crate::multiplayer_peer::Endpoint::disconnect(self, peer, force);
+            }
+
+            unsafe fn get_packet_rawptr(
+                &mut self,
+                r_buffer: ::godot::meta::conv::RawPtr<*mut ::godot::meta::conv::RawPtr<*const u8>>,
+                r_buffer_size: ::godot::meta::conv::RawPtr<*mut i32>,
+            ) -> ::godot::global::Error {
+                if !self.multiplayer {
+                    return $crate::errors::report("get_packet", &$crate::multiplayer_peer::raw_mode_error());
+                }
+                let Some(packet) = $crate::multiplayer_peer::Endpoint::take_packet(self) else {
+                    return $crate::errors::report(
+                        "get_packet",
+                        &::websocket_rs_core::Error::InvalidArgument("no packet is available".into()),
+                    );
+                };
+                self.last_packet = packet.data;
+                let size = i32::try_from(self.last_packet.len()).unwrap_or(i32::MAX);
+                // SAFETY: Godot passes valid out-pointers; `last_packet` stays alive until the next call.
+                unsafe {
+                    *r_buffer.ptr() = ::godot::meta::conv::RawPtr::new(self.last_packet.as_ptr());
+                    *r_buffer_size.ptr() = size;
+                }
+                ::godot::global::Error::OK
+            }
+
+            unsafe fn put_packet_rawptr(
+                &mut self,
+                p_buffer: ::godot::meta::conv::RawPtr<*const u8>,
+                p_buffer_size: i32,
+            ) -> ::godot::global::Error {
+                if !self.multiplayer {
+                    return $crate::errors::report("put_packet", &$crate::multiplayer_peer::raw_mode_error());
+                }
+                // SAFETY: Godot guarantees `p_buffer` points at `p_buffer_size` readable bytes.
+                let data = match unsafe { $crate::connection::copy_packet(p_buffer, p_buffer_size) } {
+                    Ok(data) => data,
+                    Err(err) => return $crate::errors::report("put_packet", &err),
+                };
+                let packet = ::websocket_rs_core::Packet { data, is_text: false };
+                $crate::errors::to_godot("put_packet", $crate::multiplayer_peer::Endpoint::send_packet(self, packet))
+            }
+
+            fn get_available_packet_count(&self) -> i32 {
+                i32::try_from($crate::multiplayer_peer::Endpoint::available_packets(self)).unwrap_or(i32::MAX)
+            }
+
+            fn get_max_packet_size(&self) -> i32 {
+                i32::try_from(self.max_message_size).unwrap_or(i32::MAX)
+            }
+
+            // WebSocket runs over one TCP stream: everything arrives reliably, in order, on channel 0.
+            fn get_packet_channel(&self) -> i32 {
+                0
+            }
+
+            fn get_packet_mode(&self) -> ::godot::classes::multiplayer_peer::TransferMode {
+                ::godot::classes::multiplayer_peer::TransferMode::RELIABLE
+            }
+
+            fn set_transfer_channel(&mut self, channel: i32) {
+                self.transfer_channel = channel;
+            }
+
+            fn get_transfer_channel(&self) -> i32 {
+                self.transfer_channel
+            }
+
+            fn set_transfer_mode(&mut self, mode: ::godot::classes::multiplayer_peer::TransferMode) {
+                self.transfer_mode = mode;
+            }
+
+            fn get_transfer_mode(&self) -> ::godot::classes::multiplayer_peer::TransferMode {
+                self.transfer_mode
+            }
+
+            fn set_target_peer(&mut self, peer: i32) {
+                self.target_peer = peer;
+            }
+
+            fn get_packet_peer(&self) -> i32 {
+                $crate::multiplayer_peer::Endpoint::packet_peer(self)
+            }
+
+            fn is_server_relay_supported(&self) -> bool {
+                true
+            }
+
+            fn is_server(&self) -> bool {
+                <Self as $crate::multiplayer_peer::Endpoint>::IS_SERVER
+            }
+
+            fn get_unique_id(&self) -> i32 {
+                $crate::multiplayer_peer::Endpoint::unique_id(self)
+            }
+
+            fn get_connection_status(&self) -> ::godot::classes::multiplayer_peer::ConnectionStatus {
+                $crate::multiplayer_peer::Endpoint::connection_status(self)
+            }
+
+            $($extra_virtual)*
+        }
+    };
+}
+
+pub(crate) use websocket_multiplayer_peer;

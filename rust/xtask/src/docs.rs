@@ -15,8 +15,14 @@ pub(crate) struct Report {
     pub(crate) undocumented: Vec<String>,
 }
 
-/// Runs the doctool on `project` and checks every class it wrote. Prints the undocumented
-/// members and `PASS docs::...` or `FAIL docs::...`.
+/// Checks that every class and member of the extension has a description in the editor's help.
+///
+/// Which classes and members exist comes from `godot --doctool DIR --gdextension-docs` (Godot's
+/// own list, from ClassDB). Their descriptions come from what gdext's `register-docs` hands to
+/// the editor (`editor_help_load_xml_from_utf8_chars`), printed by the `doc-xml` helper: the
+/// doctool does not include those (its XML for extension classes is an empty skeleton, meant
+/// for hand-written `doc_classes/`), so it alone cannot tell. Prints every undocumented
+/// `Class.member` and `PASS docs::...` or `FAIL docs::...`.
 pub(crate) fn check(godot: &Path, project: &Path, target_dir: &Path) -> Result<Report, String> {
     let out = target_dir.join("doctool");
     if out.exists() {
@@ -30,38 +36,78 @@ pub(crate) fn check(godot: &Path, project: &Path, target_dir: &Path) -> Result<R
     if run.status.is_none_or(|s| !s.success()) || files.is_empty() {
         return Err(format!("godot --doctool wrote no class reference (exit {:?}):\n{}", run.status, run.output));
     }
-    let mut classes = Vec::new();
-    let mut members = 0usize;
-    let mut undocumented = Vec::new();
+    let mut skeleton = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        let class = check_class(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-        members += class.members;
-        undocumented.extend(class.undocumented);
-        classes.push(class.name);
+        skeleton.push(parse_class(&text).map_err(|e| format!("{}: {e}", file.display()))?);
     }
-    classes.sort();
-    let documented = members - undocumented.iter().filter(|u| !u.ends_with("(class)")).count();
+    let registered = registered_docs()?;
+    std::fs::write(out.join("registered.xml"), registered.iter().map(|c| c.source.as_str()).collect::<String>())
+        .map_err(|e| format!("cannot write registered.xml: {e}"))?;
+
+    let undocumented = undocumented(&skeleton, &registered);
+    let members: usize = skeleton.iter().map(|c| c.members.len()).sum();
+    let mut names: Vec<&str> = skeleton.iter().map(|c| c.name.as_str()).collect();
+    names.sort();
+    let classes_missing = undocumented.iter().filter(|u| u.ends_with("(class)")).count();
+    let members_missing = undocumented.len() - classes_missing;
     println!(
-        "    class reference of {} ({} files in {}): {documented} of {members} members described",
-        classes.join(", "),
-        files.len(),
+        "    {}: {} of {members} members and {} of {} classes described (doctool skeleton and registered docs in {})",
+        names.join(", "),
+        members - members_missing,
+        names.len() - classes_missing,
+        names.len(),
         out.display()
     );
     if undocumented.is_empty() {
-        println!("PASS docs::every_member_described ({members} members of {} classes)", classes.len());
+        println!("PASS docs::every_member_described ({members} members of {} classes)", names.len());
     } else {
-        let classes_missing = undocumented.iter().filter(|u| u.ends_with("(class)")).count();
         println!(
-            "FAIL docs::every_member_described ({} of {members} members and {classes_missing} of {} classes without a description):",
-            undocumented.len() - classes_missing,
-            classes.len()
+            "FAIL docs::every_member_described ({members_missing} of {members} members and {classes_missing} of {} classes without a description):",
+            names.len()
         );
         for name in &undocumented {
             println!("    - {name}");
         }
     }
     Ok(Report { undocumented })
+}
+
+/// The class reference gdext registers with the editor, one entry per class, from the `doc-xml`
+/// helper (built with the extension as a library; its debug build's dependencies are reused).
+fn registered_docs() -> Result<Vec<ClassDocs>, String> {
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.current_dir(crate::root()).args(["run", "--quiet", "-p", "xtask", "--features", "doc-xml", "--bin", "doc-xml"]);
+    let output = cargo.output().map_err(|e| format!("cannot run {cargo:?}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("{cargo:?} failed:\n{}", String::from_utf8_lossy(&output.stderr)));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split("<?xml")
+        .filter(|piece| !piece.trim().is_empty())
+        .map(|piece| parse_class(&format!("<?xml{piece}")))
+        .collect()
+}
+
+/// `Class (class)` or `Class.member (kind)` for each class or member of `skeleton` that has no
+/// description in `registered`.
+fn undocumented(skeleton: &[ClassDocs], registered: &[ClassDocs]) -> Vec<String> {
+    let mut missing = Vec::new();
+    for class in skeleton {
+        let docs = registered.iter().find(|r| r.name == class.name);
+        if docs.is_none_or(|d| d.text.is_empty()) {
+            missing.push(format!("{} (class)", class.name));
+        }
+        for member in &class.members {
+            let described = docs.is_some_and(|d| {
+                d.members.iter().any(|m| m.kind == member.kind && m.name == member.name && !m.text.is_empty())
+            });
+            if !described {
+                missing.push(format!("{}.{} ({})", class.name, member.name, member.kind));
+            }
+        }
+    }
+    missing
 }
 
 /// The `.xml` files under `dir`, sorted.
@@ -87,17 +133,26 @@ fn child<'a, 'input>(node: roxmltree::Node<'a, 'input>, tag: &str) -> Option<rox
     node.children().find(|c| c.has_tag_name(tag))
 }
 
-/// One class of the reference.
-struct Class {
+/// One class of a class reference XML.
+struct ClassDocs {
     name: String,
+    /// The brief and long description, joined (the editor shows a class with either).
+    text: String,
     /// Methods, properties, signals, constants and the like.
-    members: usize,
-    undocumented: Vec<String>,
+    members: Vec<Member>,
+    /// The XML it was read from.
+    source: String,
 }
 
-/// Checks one class file: the class's brief and long description, and the description of every
-/// method, property, signal and constant.
-fn check_class(xml: &str) -> Result<Class, String> {
+struct Member {
+    kind: &'static str,
+    name: String,
+    text: String,
+}
+
+/// Reads one class of a class reference: its descriptions and every method, property, signal
+/// and constant with its description.
+fn parse_class(xml: &str) -> Result<ClassDocs, String> {
     let doc = roxmltree::Document::parse(xml).map_err(|e| format!("not XML: {e}"))?;
     let root = doc.root_element();
     if root.tag_name().name() != "class" {
@@ -105,12 +160,7 @@ fn check_class(xml: &str) -> Result<Class, String> {
     }
     let name = root.attribute("name").unwrap_or("?").to_string();
     let text_of = |node: Option<roxmltree::Node>| node.and_then(|n| n.text()).unwrap_or("").trim().to_string();
-    let mut undocumented = Vec::new();
-    let brief = text_of(child(root, "brief_description"));
-    let long = text_of(child(root, "description"));
-    if brief.is_empty() || long.is_empty() {
-        undocumented.push(format!("{name} (class)"));
-    }
+    let text = [text_of(child(root, "brief_description")), text_of(child(root, "description"))].join(" ").trim().to_string();
     // (list element, item element, kind shown, whether the text sits in a <description> child)
     let kinds = [
         ("constructors", "constructor", "constructor", true),
@@ -121,22 +171,20 @@ fn check_class(xml: &str) -> Result<Class, String> {
         ("operators", "operator", "operator", true),
         ("theme_items", "theme_item", "theme item", false),
     ];
-    let mut members = 0;
+    let mut members = Vec::new();
     for (list, item, kind, nested) in kinds {
         let Some(list) = child(root, list) else { continue };
         for node in list.children().filter(|c| c.has_tag_name(item)) {
-            members += 1;
             let text = if nested { text_of(child(node, "description")) } else { text_of(Some(node)) };
-            if text.is_empty() {
-                undocumented.push(format!("{name}.{} ({kind})", node.attribute("name").unwrap_or("?")));
-            }
+            members.push(Member { kind, name: node.attribute("name").unwrap_or("?").to_string(), text });
         }
     }
-    Ok(Class { name, members, undocumented })
+    Ok(ClassDocs { name, text, members, source: xml.to_string() })
 }
 
 /// Opens the editor on the sample project under Xvfb, shows the help page of `WebSocketServer`
-/// and writes what the editor window shows to `png`. The editor plugin that does it lives in
+/// and writes what the editor window shows to `png` (and, scrolled to the description of
+/// `listen`, to `<png stem>-listen.png`). The editor plugin that does it lives in
 /// `godot-project/tools/help_screenshot/`; it runs in a scratch project under `target/` that
 /// links the addon, so the sample project is left as it is.
 pub(crate) fn screenshot(godot: &Path, sample: &Path, png: &Path) -> Result<(), String> {
@@ -159,11 +207,11 @@ pub(crate) fn screenshot(godot: &Path, sample: &Path, png: &Path) -> Result<(), 
     let shot = project.join("help.png");
     let mut command = Command::new(&xvfb_run);
     command
-        .args(["--auto-servernum", "--server-args=-screen 0 1280x800x24"])
+        .args(["--auto-servernum", "--server-args=-screen 0 1280x1024x24"])
         .arg(godot)
         .args(["--editor", "--path"])
         .arg(&project)
-        .args(["--rendering-method", "gl_compatibility", "--rendering-driver", "opengl3", "--resolution", "1280x800"])
+        .args(["--audio-driver", "Dummy", "--rendering-method", "gl_compatibility", "--rendering-driver", "opengl3", "--resolution", "1280x1024"])
         .args(["--", &format!("--help-screenshot={}", shot.display())]);
     let run = process::run_bounded(&mut command, Duration::from_secs(180), process::Echo::Quiet)?;
     if !shot.exists() {
@@ -172,8 +220,12 @@ pub(crate) fn screenshot(godot: &Path, sample: &Path, png: &Path) -> Result<(), 
     if let Some(dir) = png.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    std::fs::copy(&shot, png).map_err(|e| format!("cannot write {}: {e}", png.display()))?;
-    println!("xtask: the editor's help page of WebSocketServer is in {}", png.display());
+    // The class page, then the same page scrolled to the description of `listen`.
+    let listen = |p: &Path| p.with_file_name(format!("{}-listen.png", p.file_stem().and_then(|s| s.to_str()).unwrap_or("help")));
+    for (from, to) in [(shot.clone(), png.to_path_buf()), (listen(&shot), listen(png))] {
+        std::fs::copy(&from, &to).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
+        println!("xtask: wrote {}", to.display());
+    }
     Ok(())
 }
 
@@ -229,16 +281,17 @@ fn ensure_xvfb() -> Result<PathBuf, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_class;
+    use super::{parse_class, undocumented};
 
-    #[test]
-    fn empty_descriptions_are_named() {
-        let xml = r#"<?xml version="1.0" encoding="UTF-8" ?>
+    const SKELETON: &str = r#"<?xml version="1.0" encoding="UTF-8" ?>
 <class name="WebSocketServer" inherits="MultiplayerPeerExtension">
-	<brief_description>A server.</brief_description>
-	<description>Listens.</description>
+	<brief_description>
+	</brief_description>
+	<description>
+	</description>
 	<methods>
-		<method name="listen"><return type="int" /><description>Starts listening.</description></method>
+		<method name="listen"><return type="int" /><description>
+		</description></method>
 		<method name="poll"><return type="void" /><description>
 		</description></method>
 	</methods>
@@ -247,21 +300,38 @@ mod tests {
 		</member>
 	</members>
 	<signals>
-		<signal name="data_received"><param index="0" name="id" type="int" /><description>One message.</description></signal>
+		<signal name="data_received"><param index="0" name="id" type="int" /><description>
+		</description></signal>
 	</signals>
 	<constants>
-		<constant name="STATE_OPEN" value="1">Open.</constant>
+		<constant name="STATE_OPEN" value="1">
+		</constant>
 	</constants>
 </class>"#;
-        let class = check_class(xml).unwrap();
-        assert_eq!(class.name, "WebSocketServer");
-        assert_eq!(class.members, 5);
-        assert_eq!(class.undocumented, ["WebSocketServer.poll (method)", "WebSocketServer.bind_ip (property)"]);
+
+    #[test]
+    fn members_missing_from_the_registered_docs_are_named() {
+        let registered = r#"<?xml version="1.0" encoding="UTF-8"?>
+<class name="WebSocketServer" inherits="MultiplayerPeerExtension">
+<brief_description>A server.</brief_description>
+<description></description>
+<methods><method name="listen"><return type="GodotError" /><description>
+  Starts listening.
+  </description></method></methods>
+<signals><signal name="data_received"><description>One message.</description></signal></signals>
+<members><member name="bind_ip" type="GString" default=""></member></members>
+<constants><constant name="STATE_OPEN" value="1">Open.</constant></constants>
+</class>"#;
+        let skeleton = parse_class(SKELETON).unwrap();
+        assert_eq!(skeleton.members.len(), 5);
+        let missing = undocumented(&[skeleton], &[parse_class(registered).unwrap()]);
+        assert_eq!(missing, ["WebSocketServer.poll (method)", "WebSocketServer.bind_ip (property)"]);
     }
 
     #[test]
-    fn a_class_without_descriptions_is_named() {
-        let xml = r#"<class name="WebSocketClient"><brief_description /><description /></class>"#;
-        assert_eq!(check_class(xml).unwrap().undocumented, ["WebSocketClient (class)"]);
+    fn a_class_gdext_registered_nothing_for_is_named_with_every_member() {
+        let missing = undocumented(&[parse_class(SKELETON).unwrap()], &[]);
+        assert_eq!(missing.len(), 6);
+        assert_eq!(missing[0], "WebSocketServer (class)");
     }
 }

@@ -2,8 +2,9 @@
 //! - `build [--release] [--native-tls]`: build the extension (TLS through rustls, or the
 //!   platform's library) and install it into `addons/websocket_rs/bin/`;
 //! - `test [--godot-only] [FILTER]`: `cargo test` of the workspace, then every headless Godot
-//!   test (only those whose `script::method` name contains FILTER, if given); ends with
-//!   `N passed, N failed`;
+//!   test (only those whose `script::method` name contains FILTER, if given), then the release
+//!   checks (the zip and its echo, the editor docs, the workflow files; a FILTER naming any of
+//!   `package`, `docs`, `workflows` runs only those); ends with `N passed, N failed`;
 //! - `demo`: one server and two client Godot processes chat through the addon;
 //! - `conformance`: the Autobahn|Testsuite cases against our server and client (also in `test`);
 //!   writes `docs/conformance.md`;
@@ -200,6 +201,9 @@ fn prepare_godot() -> Result<PathBuf, String> {
     Ok(godot)
 }
 
+/// The release checks at the end of `test`, each also run alone when the filter names it.
+const RELEASE_CHECKS: [&str; 3] = ["package", "docs", "workflows"];
+
 fn test(godot_only: bool, filter: &str) -> Result<ExitCode, String> {
     let mut passed = 0usize;
     let mut failed = 0usize;
@@ -210,21 +214,25 @@ fn test(godot_only: bool, filter: &str) -> Result<ExitCode, String> {
         failed += f;
     }
 
-    println!("== Godot tests (headless)");
     let godot = prepare_godot()?;
     let env = peers::test_environment(&target_dir());
-    let (p, f) = godot_tests::run_all(&godot, &root().join("godot-project"), filter, &env)?;
-    passed += p;
-    failed += f;
+    // A filter naming a release check (e.g. `package,docs,workflows`) runs only those checks.
+    let release_only = !filter.is_empty() && RELEASE_CHECKS.iter().any(|name| filter.contains(name));
+    if !release_only {
+        println!("== Godot tests (headless)");
+        let (p, f) = godot_tests::run_all(&godot, &root().join("godot-project"), filter, &env)?;
+        passed += p;
+        failed += f;
+    }
 
-    if filter.is_empty() || filter.contains("conformance") {
+    if filter.is_empty() || (filter.contains("conformance") && !release_only) {
         let (p, f) = conformance(&godot)?;
         passed += p;
         failed += f;
     }
 
     // The same TLS tests with the other backend (cargo feature native-tls).
-    if filter.is_empty() || filter.contains("tls") {
+    if filter.is_empty() || (filter.contains("tls") && !release_only) {
         println!("== TLS tests with the native-tls backend");
         let (p, f) = native_tls_tests(&godot, &env, godot_only)?;
         passed += p;
@@ -232,11 +240,11 @@ fn test(godot_only: bool, filter: &str) -> Result<ExitCode, String> {
     }
 
     // The release: the zip and its echo, the editor's class reference, the workflow files.
-    for (name, check) in [
-        ("package", distribution_package as fn(&Path) -> Result<(usize, usize), String>),
-        ("docs", distribution_docs),
-        ("workflows", distribution_workflows),
-    ] {
+    for (name, check) in [RELEASE_CHECKS[0], RELEASE_CHECKS[1], RELEASE_CHECKS[2]].into_iter().zip([
+        distribution_package as fn(&Path) -> Result<(usize, usize), String>,
+        distribution_docs,
+        distribution_workflows,
+    ]) {
         if filter.is_empty() || filter.contains(name) {
             let (p, f) = check(&godot)?;
             passed += p;

@@ -142,7 +142,7 @@ pub(crate) fn package(root: &Path, target_dir: &Path, libraries: Libraries) -> R
         add(&mut zip, &format!("{GDEXTENSION}.uid"), &uid)?;
     }
     add(&mut zip, "README.md", &addon.join("README.md"))?;
-    add(&mut zip, "LICENSE", &root.join("LICENSE"))?;
+    add(&mut zip, "LICENSE", &addon.join("LICENSE"))?;
     for icon in section_entries(&gdextension, "icons")? {
         add(&mut zip, &icon.path, &addon.join(&icon.path))?;
     }
@@ -324,6 +324,13 @@ mod tests {
     fn the_changelog_has_a_section_for_this_version() {
         let changelog = std::fs::read_to_string(crate::root().join("CHANGELOG.md")).unwrap();
         assert!(changelog.lines().any(|l| l.starts_with(&format!("## [{VERSION}]"))), "CHANGELOG.md lacks ## [{VERSION}]");
+    }
+
+    #[test]
+    fn the_addon_license_is_the_repository_license() {
+        // The addon folder carries its own copy, so a download of the addon alone has it.
+        let read = |p: &str| std::fs::read_to_string(crate::root().join(p)).unwrap();
+        assert_eq!(read("LICENSE"), read("addons/websocket_rs/LICENSE"));
     }
 
     #[test]

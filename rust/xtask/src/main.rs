@@ -2,8 +2,9 @@
 //! - `build [--release] [--native-tls]`: build the extension (TLS through rustls, or the
 //!   platform's library) and install it into `addons/websocket_rs/bin/`;
 //! - `test [--godot-only] [FILTER]`: `cargo test` of the workspace, then every headless Godot
-//!   test (only those whose `script::method` name contains FILTER, if given); ends with
-//!   `N passed, N failed`;
+//!   test (only those whose `script::method` name contains FILTER, if given), then the release
+//!   checks (the zip and its echo, the editor docs, the workflow files; a FILTER naming any of
+//!   `package`, `docs`, `workflows` runs only those); ends with `N passed, N failed`;
 //! - `demo`: one server and two client Godot processes chat through the addon;
 //! - `conformance`: the Autobahn|Testsuite cases against our server and client (also in `test`);
 //!   writes `docs/conformance.md`;
@@ -13,16 +14,28 @@
 //! - `bench [--quick]`: ours, Godot's built-in WebSocket and a pure-tungstenite ceiling under the
 //!   same load generator; writes `docs/bench/` (`--quick`: a smoke run under a minute, written to
 //!   `target/bench-quick/`);
-//! - `godot`: print the Godot 4.6+ binary used (provisioning it if needed).
+//! - `godot`: print the Godot 4.6+ binary used (provisioning it if needed);
+//! - `package [--prebuilt DIR] [--test]`: write `target/package/websocket_rs-<version>.zip` with
+//!   `addons/websocket_rs/` (this platform's release build, or every library from DIR);
+//!   `--test` unzips it into an empty Godot project and runs an echo there (also in `test`);
+//! - `docs [--screenshot]`: the editor's class reference from `godot --doctool`, failing on any
+//!   member without a description (also in `test`); `--screenshot` photographs the editor's
+//!   WebSocketServer help page under Xvfb into `docs/editor-help.png`;
+//! - `workflows`: checks `.github/workflows/*.yml` against the GitHub workflow schema (also in
+//!   `test`);
+//! - `version`: print the project's version (the root Cargo.toml's).
 
 mod bench;
 mod conformance;
+mod docs;
 mod fuzz;
 mod godot;
 mod godot_tests;
+mod package;
 mod peers;
 mod process;
 mod soak;
+mod workflows;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -54,8 +67,15 @@ fn main() -> ExitCode {
             println!("{}", g.display());
             ExitCode::SUCCESS
         }),
+        Some("package") => package_command(&args),
+        Some("docs") => docs_command(args.iter().any(|a| a == "--screenshot")),
+        Some("workflows") => workflows::check(&root(), &target_dir()).map(|r| exit_code(r.failed == 0)),
+        Some("version") => {
+            println!("{}", package::VERSION);
+            Ok(ExitCode::SUCCESS)
+        }
         _ => {
-            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | fuzz [--seconds N] | bench [--quick] | godot>");
+            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | fuzz [--seconds N] | bench [--quick] | godot | package [--prebuilt DIR] [--test] | docs [--screenshot] | workflows | version>");
             return ExitCode::from(2);
         }
     };
@@ -101,7 +121,7 @@ pub(crate) fn root() -> PathBuf {
 }
 
 /// Cargo's target directory (`CARGO_TARGET_DIR` or `target/`).
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
 }
 
@@ -147,25 +167,28 @@ fn build_with(release: bool, backend: Backend) -> Result<PathBuf, String> {
     let profile = if release { "release" } else { "debug" };
     let (built, installed) = library_names()?;
     let from = backend.target_dir().join(profile).join(built);
-    let bin = root().join("addons/websocket_rs/bin");
-    std::fs::create_dir_all(&bin).map_err(|e| format!("cannot create {}: {e}", bin.display()))?;
-    let to = bin.join(installed);
+    let to = root().join("addons/websocket_rs/bin").join(installed);
+    let dir = to.parent().expect("bin folder");
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     // Copy to a temporary name and rename, so a running Godot never sees a half-written library.
-    let tmp = bin.join(format!(".{installed}.{}", std::process::id()));
+    let name = to.file_name().and_then(|n| n.to_str()).unwrap_or("library");
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
     std::fs::copy(&from, &tmp).map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
     std::fs::rename(&tmp, &to).map_err(|e| format!("cannot install {}: {e}", to.display()))?;
     println!("xtask: installed {}", to.display());
     Ok(to)
 }
 
-/// (file cargo builds, file name the .gdextension lists) for this platform.
-fn library_names() -> Result<(&'static str, &'static str), String> {
+/// (file cargo builds, file name the .gdextension lists) for this platform. On macOS the
+/// .gdextension names a framework folder, whose executable the library becomes.
+pub(crate) fn library_names() -> Result<(&'static str, &'static str), String> {
     use std::env::consts::{ARCH, OS};
     Ok(match (OS, ARCH) {
         ("linux", "x86_64") => ("libwebsocket_rs.so", "libwebsocket_rs.linux.x86_64.so"),
         ("linux", "aarch64") => ("libwebsocket_rs.so", "libwebsocket_rs.linux.arm64.so"),
         ("windows", "x86_64") => ("websocket_rs.dll", "websocket_rs.windows.x86_64.dll"),
-        ("macos", _) => ("libwebsocket_rs.dylib", "libwebsocket_rs.macos.dylib"),
+        ("windows", "aarch64") => ("websocket_rs.dll", "websocket_rs.windows.arm64.dll"),
+        ("macos", _) => ("libwebsocket_rs.dylib", "libwebsocket_rs.macos.framework/libwebsocket_rs.macos"),
         (os, arch) => return Err(format!("no library name for {os}/{arch} in websocket_rs.gdextension")),
     })
 }
@@ -178,6 +201,9 @@ fn prepare_godot() -> Result<PathBuf, String> {
     Ok(godot)
 }
 
+/// The release checks at the end of `test`, each also run alone when the filter names it.
+const RELEASE_CHECKS: [&str; 3] = ["package", "docs", "workflows"];
+
 fn test(godot_only: bool, filter: &str) -> Result<ExitCode, String> {
     let mut passed = 0usize;
     let mut failed = 0usize;
@@ -188,25 +214,42 @@ fn test(godot_only: bool, filter: &str) -> Result<ExitCode, String> {
         failed += f;
     }
 
-    println!("== Godot tests (headless)");
     let godot = prepare_godot()?;
     let env = peers::test_environment(&target_dir());
-    let (p, f) = godot_tests::run_all(&godot, &root().join("godot-project"), filter, &env)?;
-    passed += p;
-    failed += f;
+    // A filter naming a release check (e.g. `package,docs,workflows`) runs only those checks.
+    let release_only = !filter.is_empty() && RELEASE_CHECKS.iter().any(|name| filter.contains(name));
+    if !release_only {
+        println!("== Godot tests (headless)");
+        let (p, f) = godot_tests::run_all(&godot, &root().join("godot-project"), filter, &env)?;
+        passed += p;
+        failed += f;
+    }
 
-    if filter.is_empty() || filter.contains("conformance") {
+    if filter.is_empty() || (filter.contains("conformance") && !release_only) {
         let (p, f) = conformance(&godot)?;
         passed += p;
         failed += f;
     }
 
     // The same TLS tests with the other backend (cargo feature native-tls).
-    if filter.is_empty() || filter.contains("tls") {
+    if filter.is_empty() || (filter.contains("tls") && !release_only) {
         println!("== TLS tests with the native-tls backend");
         let (p, f) = native_tls_tests(&godot, &env, godot_only)?;
         passed += p;
         failed += f;
+    }
+
+    // The release: the zip and its echo, the editor's class reference, the workflow files.
+    for (name, check) in [RELEASE_CHECKS[0], RELEASE_CHECKS[1], RELEASE_CHECKS[2]].into_iter().zip([
+        distribution_package as fn(&Path) -> Result<(usize, usize), String>,
+        distribution_docs,
+        distribution_workflows,
+    ]) {
+        if filter.is_empty() || filter.contains(name) {
+            let (p, f) = check(&godot)?;
+            passed += p;
+            failed += f;
+        }
     }
 
     println!("{passed} passed, {failed} failed");
@@ -287,4 +330,51 @@ fn cargo_test() -> Result<(usize, usize), String> {
 fn demo() -> Result<ExitCode, String> {
     let godot = prepare_godot()?;
     godot_tests::run_demo(&godot, &root().join("godot-project"))
+}
+
+/// `cargo xtask package [--prebuilt DIR] [--test]`.
+fn package_command(args: &[String]) -> Result<ExitCode, String> {
+    let libraries = match args.iter().position(|a| a == "--prebuilt").map(|i| args.get(i + 1)) {
+        Some(Some(dir)) => package::Libraries::Prebuilt(PathBuf::from(dir)),
+        Some(None) => return Err("--prebuilt needs a folder".into()),
+        None => package::Libraries::BuildHere,
+    };
+    let zip = package::package(&root(), &target_dir(), libraries)?;
+    if !args.iter().any(|a| a == "--test") {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let godot = godot::find_or_provision()?;
+    package::test_zip(&godot, &zip, &target_dir()).map(exit_code)
+}
+
+/// `cargo xtask docs [--screenshot]`.
+fn docs_command(screenshot: bool) -> Result<ExitCode, String> {
+    let godot = prepare_godot()?;
+    let report = docs::check(&godot, &root().join("godot-project"), &target_dir())?;
+    if screenshot {
+        docs::screenshot(&godot, &root().join("godot-project"), &root().join("docs/editor-help.png"))?;
+    }
+    Ok(exit_code(report.undocumented.is_empty()))
+}
+
+/// The release zip of this platform and its echo in an empty project: one result.
+fn distribution_package(godot: &Path) -> Result<(usize, usize), String> {
+    println!("== Release package (cargo xtask package --test)");
+    let zip = package::package(&root(), &target_dir(), package::Libraries::BuildHere)?;
+    Ok(if package::test_zip(godot, &zip, &target_dir())? { (1, 0) } else { (0, 1) })
+}
+
+/// Every class member documented in the editor's help: one result.
+fn distribution_docs(godot: &Path) -> Result<(usize, usize), String> {
+    println!("== Editor documentation (godot --doctool --gdextension-docs)");
+    let report = docs::check(godot, &root().join("godot-project"), &target_dir())?;
+    Ok(if report.undocumented.is_empty() { (1, 0) } else { (0, 1) })
+}
+
+/// The workflow files against the GitHub workflow schema: one result per file (a skipped check
+/// counts as neither).
+fn distribution_workflows(_godot: &Path) -> Result<(usize, usize), String> {
+    println!("== Workflow files (check-jsonschema, GitHub workflow schema)");
+    let report = workflows::check(&root(), &target_dir())?;
+    Ok((report.passed, report.failed))
 }

@@ -11,43 +11,98 @@ use crate::multiplayer_peer::{websocket_multiplayer_peer, Endpoint};
 use crate::settings::{CloseRequest, OptionalTls};
 
 websocket_multiplayer_peer! {
-    /// A WebSocket client. `connect_to_url()`, then `poll()` every frame; talk to the server through
-    /// `get_peer(1)`.
+    /// A WebSocket client: connects to any RFC 6455 server, `ws://` or `wss://`.
+    ///
+    /// Call `connect_to_url(url)`, then `poll()` every frame: it returns at once, and the outcome
+    /// comes as a signal (`connection_established` or `connection_error`). Talk to the server
+    /// through `get_peer(1)`, a `WebSocketConnection` (a `PacketPeer`: `put_packet`,
+    /// `get_packet`, `put_var`, `get_var`). Every failing call returns an `Error` and prints what
+    /// was wrong.
+    ///
+    /// Keep the client in a member variable, as below: a lambda that captures a client held only
+    /// in a local variable and is connected to one of its signals keeps it alive forever.
+    /// ```gdscript
+    /// extends Node
+    ///
+    /// var client := WebSocketClient.new()
+    ///
+    /// func _ready() -> void:
+    ///     client.connection_established.connect(func(_protocol): client.get_peer(1).send_text("hello"))
+    ///     client.data_received.connect(func(): print(client.get_peer(1).get_packet().get_string_from_utf8()))
+    ///     client.connection_closed.connect(func(was_clean): print("closed, clean: ", was_clean))
+    ///     client.connection_error.connect(func(): print("could not connect"))
+    ///     client.connect_to_url("ws://127.0.0.1:9080/")
+    ///
+    /// func _process(_delta: float) -> void:
+    ///     client.poll()
+    /// ```
+    /// It is also a `MultiplayerPeer`: after `create_client(url)` (or `connect_to_url(url, [],
+    /// true)`), set it as `multiplayer.multiplayer_peer`; it joins our `WebSocketServer` or
+    /// Godot's own `WebSocketMultiplayerPeer`. A wss:// server's certificate is checked against
+    /// the public authorities unless `trusted_tls_certificate` or `verify_tls` says otherwise.
     class WebSocketClient {
         /// The engine-free client: the socket and the server's peer handle.
         core: Client,
-        /// Whether a wss:// server's certificate is checked (true). False accepts any certificate:
-        /// for testing only.
+        /// Whether a wss:// server's certificate is checked. Default: true.
+        ///
+        /// False accepts any certificate: for testing only. Read by `connect_to_url` (and by
+        /// `create_client` without `TLSOptions`).
         #[var]
         #[init(val = true)]
         verify_tls: bool,
-        /// The only certificate accepted from a wss:// server (with its name checked); null uses the
-        /// public certificate authorities.
+        /// The certificate to trust for wss://. Default: null (the public certificate authorities
+        /// of `webpki-roots`).
+        ///
+        /// When set, a server is accepted when it presents exactly this certificate, or a chain
+        /// that leads to it, for the host name connected to; a self-signed certificate from
+        /// `Crypto.generate_self_signed_certificate` works. An empty certificate makes
+        /// `connect_to_url` return `ERR_INVALID_PARAMETER`.
+        /// ```gdscript
+        /// client.trusted_tls_certificate = load("res://certs/server.crt")
+        /// client.connect_to_url("wss://game.example.com:9443/")
+        /// ```
         #[var]
         trusted_tls_certificate: Option<Gd<godot::classes::X509Certificate>>,
         /// The connection object for the server (peer 1), made on first `get_peer(1)`.
         connection: Option<Gd<WebSocketConnection>>,
     }
     signals {
-        /// The handshake finished; `protocol` is the sub-protocol the server picked.
+        /// The connection is open: `protocol` is the sub-protocol the server chose ("" when none).
+        /// In multiplayer mode it comes once the server's id message has arrived.
+        /// `peer_connected(1)` follows.
         fn connection_established(protocol: GString);
-        /// The connection ended; `was_clean_close` when the close handshake completed.
+        /// The connection ended: `was_clean_close` is true when the close handshake completed,
+        /// false when the connection was lost or dropped. `peer_disconnected(1)` follows; packets
+        /// that arrived before can still be read from `get_peer(1)`.
         fn connection_closed(was_clean_close: bool);
-        /// Connecting failed (the reason is in the error output).
+        /// Connecting failed: refused, timed out (`handshake_timeout`), a TLS or handshake
+        /// failure. The cause is printed as an error.
         fn connection_error();
-        /// A message from the server is waiting: `get_peer(1).get_packet()`.
+        /// A message from the server is waiting: read it with `get_peer(1).get_packet()`. Emitted
+        /// once per message, in raw mode only (in multiplayer mode SceneMultiplayer takes the
+        /// packets).
         fn data_received();
-        /// The server sent a close frame; keep polling until `connection_closed`.
+        /// The server sent a close frame with `code` and `reason`. The reply is sent for you; keep
+        /// polling until `connection_closed`.
         fn server_close_request(code: i64, reason: GString);
     }
-    extra_virtuals {}
 }
 
 #[godot_api(secondary)]
 impl WebSocketClient {
-    /// Starts connecting to `url` (`ws://host:port/path`), offering `protocols` and sending the
-    /// `custom_headers` (`"Name: value"`) with the handshake. `gd_mp_api` turns on Godot
-    /// multiplayer mode.
+    /// Starts connecting to `url` (`ws://host[:port][/path][?query]`, or `wss://`) and returns at
+    /// once; the outcome is `connection_established` or `connection_error`.
+    ///
+    /// `protocols` are the sub-protocols offered (empty: `supported_protocols`), `custom_headers`
+    /// extra `"Name: value"` request headers (empty: `handshake_headers`). `gd_mp_api` = true is
+    /// multiplayer mode, for use as `multiplayer.multiplayer_peer`. The properties are read now.
+    ///
+    /// Returns `OK`; `ERR_ALREADY_IN_USE` while connecting or connected (call
+    /// `disconnect_from_host()` and wait for `connection_closed` first); `ERR_INVALID_PARAMETER`
+    /// for a malformed URL, an invalid header or sub-protocol, or an invalid property.
+    /// ```gdscript
+    /// client.connect_to_url("ws://127.0.0.1:9080/chat", ["chat"], false, ["Authorization: Bearer abc"])
+    /// ```
     #[func]
     fn connect_to_url(
         &mut self,
@@ -61,9 +116,17 @@ impl WebSocketClient {
     }
 
     /// Godot 4's entry point: connects to `url` in multiplayer mode, for use as
-    /// `multiplayer.multiplayer_peer`. For wss://, `TLSOptions.client(trusted_chain,
-    /// common_name_override)` or `TLSOptions.client_unsafe()`; null uses `verify_tls` and
-    /// `trusted_tls_certificate`.
+    /// `multiplayer.multiplayer_peer`.
+    ///
+    /// For wss://, `TLSOptions.client(trusted_chain, common_name_override)` or
+    /// `TLSOptions.client_unsafe()` (testing only); null uses `verify_tls` and
+    /// `trusted_tls_certificate`. Returns what `connect_to_url` returns, or
+    /// `ERR_INVALID_PARAMETER` for server `TLSOptions`.
+    /// ```gdscript
+    /// var peer := WebSocketClient.new()
+    /// peer.create_client("ws://127.0.0.1:9090")
+    /// multiplayer.multiplayer_peer = peer
+    /// ```
     #[func]
     fn create_client(&mut self, url: GString, #[opt(default = OptionalTls(None))] tls_client_options: OptionalTls) -> GodotError {
         let tls = match &tls_client_options.0 {
@@ -95,8 +158,12 @@ impl WebSocketClient {
         errors::to_godot(context, result)
     }
 
-    /// Starts the close handshake with `code` and `reason`; keep polling until
-    /// `connection_closed`. A code of -1 drops the connection at once.
+    /// Starts the close handshake with `code` (default 1000, "normal closure") and `reason`; keep
+    /// polling until `connection_closed`. A code of -1 drops the connection at once.
+    ///
+    /// Codes 1000-1003, 1007-1011 and 3000-4999 can be sent, with a reason of up to 123 bytes;
+    /// others print an error (`ERR_INVALID_PARAMETER`) and close nothing. Before any
+    /// `connect_to_url`, prints an error.
     #[func]
     fn disconnect_from_host(&mut self, #[opt(default = 1000)] code: i64, #[opt(default = "")] reason: GString) {
         let result = CloseRequest::from_code(code).and_then(|request| match request {
@@ -106,8 +173,12 @@ impl WebSocketClient {
         errors::to_godot("disconnect_from_host", result);
     }
 
-    /// The connection to the server (`id` must be 1), or null (with an error) before any
-    /// `connect_to_url`.
+    /// The connection to the server: `id` must be 1. The same `WebSocketConnection` until the
+    /// next `connect_to_url`, readable after the close too. Prints an error and returns null for
+    /// another id or before any `connect_to_url`.
+    /// ```gdscript
+    /// client.get_peer(1).send_text("hello")
+    /// ```
     #[func]
     fn get_peer(&mut self, id: i64) -> Option<Gd<WebSocketConnection>> {
         if id != i64::from(SERVER_PEER_ID) {
@@ -131,14 +202,14 @@ impl WebSocketClient {
         }
     }
 
-    /// The server's IP address ("" before the connection is made).
+    /// The server's IP address, e.g. `"127.0.0.1"`; "" before the TCP connection is made.
     #[func]
     fn get_connected_host(&self) -> GString {
         let addr = self.core.peer().and_then(|p| p.remote_addr());
         addr.map(|a| GString::from(&a.ip().to_string())).unwrap_or_default()
     }
 
-    /// The server's port (0 before the connection is made).
+    /// The server's port; 0 before the TCP connection is made.
     #[func]
     fn get_connected_port(&self) -> i64 {
         self.core.peer().and_then(|p| p.remote_addr()).map_or(0, |a| i64::from(a.port()))

@@ -13,6 +13,24 @@ use crate::errors;
 use crate::settings::CloseRequest;
 
 /// One WebSocket connection: the server's view of a client, or a client's view of its server.
+///
+/// Got from `WebSocketServer.get_peer(id)` or `WebSocketClient.get_peer(1)`; scripts cannot create
+/// one. It is a real `PacketPeer`: `put_packet`, `get_packet`, `get_available_packet_count`,
+/// `put_var` and `get_var` work on it, and each packet is one WebSocket message. Messages arrive
+/// whole and in order; packets received before a close can still be read after it.
+///
+/// A full outbound queue makes `put_packet` / `send` return `ERR_OUT_OF_MEMORY` and print which
+/// limit was reached; nothing was queued, so poll and send again. Sending on a connection that is
+/// not open returns `ERR_UNAVAILABLE`.
+/// ```gdscript
+/// func _on_data(id: int) -> void:
+///     var peer: WebSocketConnection = server.get_peer(id)
+///     var message := peer.get_packet()
+///     if peer.was_string_packet():
+///         print("text: ", message.get_string_from_utf8())
+///     peer.send_text("got it")
+///     peer.put_var({"score": 10})      # binary, by default
+/// ```
 #[derive(GodotClass)]
 #[class(tool, no_init, base = PacketPeerExtension)]
 pub(crate) struct WebSocketConnection {
@@ -21,7 +39,11 @@ pub(crate) struct WebSocketConnection {
     last_packet: Bytes,
     last_was_text: bool,
     write_mode: i64,
-    /// Seconds between pings (0: none); a peer that has not answered by the next ping is dropped.
+    /// Seconds between pings on this connection; 0 sends none. Default: the server's or client's
+    /// `heartbeat_interval`.
+    ///
+    /// A peer that has not answered one ping by the time of the next is closed with 1001 and
+    /// dropped. A negative number prints an error (`ERR_INVALID_PARAMETER`) and changes nothing.
     #[var(get = get_heartbeat_interval, set = set_heartbeat_interval)]
     heartbeat_interval: PhantomVar<f64>,
     base: Base<PacketPeerExtension>,
@@ -47,26 +69,36 @@ impl WebSocketConnection {
 
 #[godot_api]
 impl WebSocketConnection {
-    /// `put_packet` sends text frames (the data must be UTF-8).
+    /// `put_packet` and `put_var` send text messages; the data must be valid UTF-8, else
+    /// `put_packet` returns `ERR_INVALID_PARAMETER`.
     #[constant]
     const WRITE_MODE_TEXT: i64 = 0;
-    /// `put_packet` sends binary frames (the default).
+    /// `put_packet` and `put_var` send binary messages (the default).
     #[constant]
     const WRITE_MODE_BINARY: i64 = 1;
-    /// TCP connect or HTTP upgrade under way.
+    /// `get_ready_state()`: the TCP connect or the HTTP upgrade is under way.
     #[constant]
     const STATE_CONNECTING: i64 = ReadyState::Connecting as i64;
-    /// Messages flow both ways.
+    /// `get_ready_state()`: the connection is open; messages flow both ways.
     #[constant]
     const STATE_OPEN: i64 = ReadyState::Open as i64;
-    /// The close handshake is under way.
+    /// `get_ready_state()`: the close handshake is under way; nothing more can be sent.
     #[constant]
     const STATE_CLOSING: i64 = ReadyState::Closing as i64;
-    /// The connection is gone.
+    /// `get_ready_state()`: the connection is gone.
     #[constant]
     const STATE_CLOSED: i64 = ReadyState::Closed as i64;
 
-    /// Sends `message` as a text (`WRITE_MODE_TEXT`) or binary (`WRITE_MODE_BINARY`) message.
+    /// Sends `message` as one binary (`WRITE_MODE_BINARY`, the default) or text
+    /// (`WRITE_MODE_TEXT`) message, whatever `get_write_mode()` says.
+    ///
+    /// Returns `OK`; `ERR_UNAVAILABLE` when the connection is not open; `ERR_OUT_OF_MEMORY` when
+    /// the outbound queue is full (nothing queued: poll and send again);
+    /// `ERR_INVALID_PARAMETER` for another write mode, or text that is not valid UTF-8.
+    /// ```gdscript
+    /// peer.send(PackedByteArray([1, 2, 3]))
+    /// peer.send("hi".to_utf8_buffer(), WebSocketConnection.WRITE_MODE_TEXT)
+    /// ```
     #[func]
     fn send(&mut self, message: PackedByteArray, #[opt(default = 1)] write_mode: i64) -> GodotError {
         match write_mode {
@@ -78,19 +110,29 @@ impl WebSocketConnection {
         }
     }
 
-    /// Sends `text` as a text message.
+    /// Sends `text` as one text message. Returns what `send` returns.
+    /// ```gdscript
+    /// peer.send_text(JSON.stringify({"type": "hello"}))
+    /// ```
     #[func]
     fn send_text(&mut self, text: GString) -> GodotError {
         self.queue("send_text", Bytes::from(text.to_string()), true)
     }
 
-    /// Whether the packet last taken by `get_packet` came as a text message.
+    /// Whether the packet last taken by `get_packet` (or `get_var`) came as a text message;
+    /// false before any.
     #[func]
     fn was_string_packet(&self) -> bool {
         self.last_was_text
     }
 
-    /// Whether `put_packet` sends text or binary frames.
+    /// Whether `put_packet` and `put_var` send text (`WRITE_MODE_TEXT`) or binary
+    /// (`WRITE_MODE_BINARY`, the default) messages. Another value prints an error
+    /// (`ERR_INVALID_PARAMETER`) and changes nothing.
+    /// ```gdscript
+    /// peer.set_write_mode(WebSocketConnection.WRITE_MODE_TEXT)
+    /// peer.put_packet("hello".to_utf8_buffer())  # a text message
+    /// ```
     #[func]
     fn set_write_mode(&mut self, mode: i64) {
         match mode {
@@ -101,14 +143,22 @@ impl WebSocketConnection {
         }
     }
 
-    /// See `set_write_mode`.
+    /// `WRITE_MODE_TEXT` or `WRITE_MODE_BINARY` (the default): see `set_write_mode`.
     #[func]
     fn get_write_mode(&self) -> i64 {
         self.write_mode
     }
 
-    /// Starts the close handshake; keep polling until the disconnect signal. `code` -1 drops the
-    /// connection at once.
+    /// Starts the close handshake with `code` (default 1000, "normal closure") and `reason`;
+    /// keep polling until the disconnect signal (`client_disconnected` or `connection_closed`).
+    /// A code of -1 drops the connection at once. Does nothing on a connection already closing
+    /// or closed.
+    ///
+    /// Returns `OK`, or `ERR_INVALID_PARAMETER` for a code other than 1000-1003, 1007-1011 or
+    /// 3000-4999, or a reason over 123 bytes.
+    /// ```gdscript
+    /// peer.close(4000, "kicked")
+    /// ```
     #[func]
     fn close(&mut self, #[opt(default = 1000)] code: i64, #[opt(default = "")] reason: GString) -> GodotError {
         let result = CloseRequest::from_code(code).and_then(|request| match request {
@@ -121,73 +171,78 @@ impl WebSocketConnection {
         errors::to_godot("close", result)
     }
 
-    /// The close code the other side sent, or -1 (not closed, or not cleanly).
+    /// The close code the other side sent; -1 while open, or when the connection was lost
+    /// without one.
     #[func]
     fn get_close_code(&self) -> i64 {
         self.peer.close_code().map_or(-1, i64::from)
     }
 
-    /// The close reason the other side sent.
+    /// The close reason the other side sent; "" when none.
     #[func]
     fn get_close_reason(&self) -> GString {
         GString::from(&self.peer.close_reason())
     }
 
-    /// One of STATE_CONNECTING, STATE_OPEN, STATE_CLOSING, STATE_CLOSED.
+    /// Where the connection is: `STATE_CONNECTING`, `STATE_OPEN`, `STATE_CLOSING` or
+    /// `STATE_CLOSED`.
     #[func]
     fn get_ready_state(&self) -> i64 {
         self.peer.ready_state() as i64
     }
 
-    /// Whether the connection is open.
+    /// Whether the connection is open (`get_ready_state() == STATE_OPEN`).
     #[func]
     fn is_connected_to_host(&self) -> bool {
         self.peer.ready_state() == ReadyState::Open
     }
 
-    /// The other side's IP address ("" before the connection is made).
+    /// The other side's IP address, e.g. `"127.0.0.1"`; "" before the TCP connection is made.
     #[func]
     fn get_connected_host(&self) -> GString {
         self.peer.remote_addr().map(|a| GString::from(&a.ip().to_string())).unwrap_or_default()
     }
 
-    /// The other side's port (0 before the connection is made).
+    /// The other side's port; 0 before the TCP connection is made.
     #[func]
     fn get_connected_port(&self) -> i64 {
         self.peer.remote_addr().map_or(0, |a| i64::from(a.port()))
     }
 
-    /// The sub-protocol agreed in the handshake ("" when none).
+    /// The sub-protocol agreed in the handshake; "" when none.
     #[func]
     fn get_selected_protocol(&self) -> GString {
         GString::from(&self.peer.protocol())
     }
 
-    /// The URL a client connected to ("" on the server side).
+    /// The URL the client connected to, as given to `connect_to_url`; "" on the server side.
     #[func]
     fn get_requested_url(&self) -> GString {
         GString::from(&self.peer.requested_url())
     }
 
-    /// The path and query the client asked for (server side; "" on the client side).
+    /// The path and query the client asked for, e.g. `"/chat?room=1"`, on the server side; "" on
+    /// the client side.
     #[func]
     fn get_resource_name(&self) -> GString {
         GString::from(&self.peer.resource_name())
     }
 
-    /// Turns Nagle's algorithm off (true, the default) or on for this connection.
+    /// TCP_NODELAY for this connection: true (the default) sends each message at once; false lets
+    /// the system gather small messages (Nagle's algorithm).
     #[func]
     fn set_no_delay(&mut self, enabled: bool) {
         self.peer.set_no_delay(enabled);
     }
 
-    /// Bytes queued by `put_packet` that have not reached the socket yet.
+    /// Bytes queued by `put_packet` / `send` that have not been written to the socket yet.
     #[func]
     fn get_current_outbound_buffered_amount(&self) -> i64 {
         i64::try_from(self.peer.outbound_buffered()).unwrap_or(i64::MAX)
     }
 
-    /// Seconds between pings (0: none). A peer that has not answered by the next ping is dropped.
+    /// Sets `heartbeat_interval`: seconds between pings on this connection, 0 for none. A
+    /// negative number prints an error and changes nothing.
     #[func]
     fn set_heartbeat_interval(&mut self, seconds: f64) {
         match crate::settings::seconds("heartbeat_interval", seconds, true) {
@@ -198,7 +253,7 @@ impl WebSocketConnection {
         }
     }
 
-    /// See `set_heartbeat_interval`.
+    /// Returns `heartbeat_interval`: seconds between pings on this connection, 0 for none.
     #[func]
     fn get_heartbeat_interval(&self) -> f64 {
         self.peer.heartbeat().map_or(0.0, |d: Duration| d.as_secs_f64())

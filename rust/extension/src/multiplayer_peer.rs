@@ -45,7 +45,7 @@ pub(crate) fn raw_mode_error() -> Error {
 /// (given; the first is `core`, the engine-free server or client, whose `poll` fills a
 /// `Vec<Endpoint::Event>`) and the shared ones, its primary `#[godot_api]` block with the class's signals (given)
 /// and the shared `#[func]`s, and its `IMultiplayerPeerExtension` impl, which reaches the
-/// class's [`Endpoint`] impl. `extra_virtuals` are virtuals only this class overrides. The
+/// class's [`Endpoint`] impl. `extra_virtuals` (optional) are virtuals only this class overrides. The
 /// class's own `#[func]`s go in a `#[godot_api(secondary)]` block of its file.
 ///
 /// Shared fields the class's code may use: `handshake_timeout`, `supported_protocols`,
@@ -64,9 +64,9 @@ macro_rules! websocket_multiplayer_peer {
         signals {
             $( $(#[$($signal_attr:tt)*])* fn $signal:ident ( $($signal_param:tt)* ); )*
         }
-        extra_virtuals {
+        $(extra_virtuals {
             $($extra_virtual:tt)*
-        }
+        })?
     ) => {
         $(#[$($class_attr)*])*
         #[derive(::godot::register::GodotClass)]
@@ -75,29 +75,68 @@ macro_rules! websocket_multiplayer_peer {
             $(#[$($core_attr)*])*
             core: $core,
             $( $(#[$($field_attr)*])* $field: $field_ty, )*
-            /// Seconds a connection may take to open (TCP connect and HTTP upgrade) before it
-            /// fails.
+            /// Seconds a connection may take to open before it fails. Default: 3.0.
+            ///
+            /// On a server, a client that has not finished its HTTP upgrade by then is dropped
+            /// with a warning and no signal. On a client, the TCP connect and the handshake (and, in
+            /// multiplayer mode, the server's id message) must be done by then, else
+            /// `connection_error` is emitted. Read when the server starts listening or the client
+            /// connects; a value that is not a positive number makes that call return
+            /// `ERR_INVALID_PARAMETER`.
             #[var]
             #[init(val = ::websocket_rs_core::ConnectionConfig::default().handshake_timeout.as_secs_f64())]
             handshake_timeout: f64,
-            /// Sub-protocols to offer, in order of preference (used when `listen` /
-            /// `connect_to_url` gets none).
+            /// WebSocket sub-protocols, in order of preference. Default: empty (no
+            /// `Sec-WebSocket-Protocol` header).
+            ///
+            /// Used when `listen` / `connect_to_url` is given none. A server picks the first one the
+            /// client also offers and refuses a client that offers only others (HTTP 400); a client
+            /// offers them all and learns the server's choice in `connection_established`. A name
+            /// that is not a valid HTTP token makes `listen` / `connect_to_url` return
+            /// `ERR_INVALID_PARAMETER`.
+            /// ```gdscript
+            /// peer.supported_protocols = ["chat.v2", "chat.v1"]
+            /// ```
             #[var]
             supported_protocols: ::godot::builtin::PackedStringArray,
-            /// Extra headers (`"Name: value"`) for the handshake (used when `connect_to_url` gets
-            /// none).
+            /// Extra HTTP headers, one `"Name: value"` line each, added to every handshake: the
+            /// server's responses, or the client's request (when `connect_to_url` is given no
+            /// `custom_headers`). Default: empty.
+            ///
+            /// A line without `:` or with an invalid name or value makes `listen` /
+            /// `connect_to_url` return `ERR_INVALID_PARAMETER`.
+            /// ```gdscript
+            /// peer.handshake_headers = ["X-Game-Version: 1.4"]
+            /// ```
             #[var]
             handshake_headers: ::godot::builtin::PackedStringArray,
-            /// Bytes of received messages that may wait per connection before its socket is no
-            /// longer read.
+            /// Bytes of received messages that may wait in each connection's inbound queue.
+            /// Default: 65535.
+            ///
+            /// When it is full, that socket is no longer read until the game takes packets: TCP
+            /// flow control slows the sender and nothing is dropped. One message always fits an
+            /// empty queue, whatever its size. Read when the server starts listening or the client
+            /// connects; 0 or less makes that call return `ERR_INVALID_PARAMETER`.
             #[var]
             #[init(val = $crate::settings::int(::websocket_rs_core::Limits::default().inbound_buffer_size))]
             inbound_buffer_size: i64,
-            /// Bytes that may wait to be sent per connection before `put_packet` refuses.
+            /// Bytes of messages that may wait to be sent in each connection's outbound queue.
+            /// Default: 65535.
+            ///
+            /// Beyond it, `put_packet` / `send` return `ERR_OUT_OF_MEMORY` and queue nothing: poll
+            /// and send again. One message always fits an empty queue. Read when the server
+            /// starts listening or the client connects; 0 or less makes that call return
+            /// `ERR_INVALID_PARAMETER`.
             #[var]
             #[init(val = $crate::settings::int(::websocket_rs_core::Limits::default().outbound_buffer_size))]
             outbound_buffer_size: i64,
-            /// Messages that may wait per connection in each direction.
+            /// Messages that may wait in each connection's queues, inbound and outbound. Default:
+            /// 2048.
+            ///
+            /// A full inbound queue stops reading that socket; a full outbound queue makes
+            /// `put_packet` return `ERR_OUT_OF_MEMORY`. `set_buffers` can set the two directions
+            /// apart; this property then reads the larger. Read when the server starts listening
+            /// or the client connects; 0 or less makes that call return `ERR_INVALID_PARAMETER`.
             #[var(get = get_max_queued_packets, set = set_max_queued_packets)]
             max_queued_packets: ::godot::register::property::PhantomVar<i64>,
             /// Received messages that may wait per connection.
@@ -106,13 +145,22 @@ macro_rules! websocket_multiplayer_peer {
             /// Messages that may wait to be sent per connection.
             #[init(val = $crate::settings::int(::websocket_rs_core::Limits::default().outbound_max_packets))]
             outbound_max_packets: i64,
-            /// Largest message accepted from the other side; a larger one closes the connection
-            /// with 1009.
+            /// Largest message, in bytes, accepted from the other side. Default: 67108864 (64 MiB).
+            ///
+            /// A larger message closes that connection with code 1009 ("message too big") and
+            /// prints an error. Read when the server
+            /// starts listening or the client connects; 0 or less makes that call return
+            /// `ERR_INVALID_PARAMETER`.
             #[var]
             #[init(val = $crate::settings::int(::websocket_rs_core::Limits::default().max_message_size))]
             max_message_size: i64,
-            /// Seconds between pings to each connection (0: none); a peer that does not answer is
-            /// dropped.
+            /// Seconds between pings on each connection; 0 (the default) sends none.
+            ///
+            /// A peer that has not answered one ping by the time of the next is closed with 1001
+            /// and dropped: its disconnect signals follow and an error names it. Each connection starts with this value and can
+            /// change its own with `WebSocketConnection.heartbeat_interval`. Read when the server
+            /// starts listening or the client connects; a negative number makes that call return
+            /// `ERR_INVALID_PARAMETER`.
             #[var]
             #[init(val = $crate::settings::seconds_or_zero(::websocket_rs_core::ConnectionConfig::default().heartbeat_interval))]
             heartbeat_interval: f64,
@@ -136,8 +184,15 @@ macro_rules! websocket_multiplayer_peer {
         impl $class {
             $( $(#[$($signal_attr)*])* #[signal] fn $signal($($signal_param)*); )*
 
-            /// Godot 3's buffer settings, for the connections of the next `listen` /
-            /// `connect_to_url`: sizes in KiB.
+            /// Godot 3's buffer settings: sets `inbound_buffer_size` and `outbound_buffer_size`
+            /// (given in KiB) and the inbound and outbound packet limits, for the connections of
+            /// the next `listen` / `connect_to_url`.
+            ///
+            /// Returns `OK`, or `ERR_INVALID_PARAMETER` (and changes nothing) when a value is 0 or
+            /// less.
+            /// ```gdscript
+            /// peer.set_buffers(256, 1024, 256, 1024)  # 256 KiB and 1024 messages each way
+            /// ```
             #[func]
             fn set_buffers(
                 &mut self,
@@ -158,14 +213,14 @@ macro_rules! websocket_multiplayer_peer {
                 }
             }
 
-            /// Messages that may wait per connection in each direction.
+            /// Returns `max_queued_packets`: the larger of the inbound and outbound packet limits.
             #[func]
             fn get_max_queued_packets(&self) -> i64 {
                 self.inbound_max_packets.max(self.outbound_max_packets)
             }
 
-            /// Sets the inbound and outbound packet limits (checked at `listen` /
-            /// `connect_to_url`).
+            /// Sets `max_queued_packets`: both the inbound and the outbound packet limit. The value
+            /// is checked when the server starts listening or the client connects.
             #[func]
             fn set_max_queued_packets(&mut self, packets: i64) {
                 self.inbound_max_packets = packets;
@@ -308,7 +363,7 @@ macro_rules! websocket_multiplayer_peer {
                 $crate::multiplayer_peer::Endpoint::connection_status(self)
             }
 
-            $($extra_virtual)*
+            $($($extra_virtual)*)?
         }
     };
 }

@@ -16,44 +16,106 @@ use crate::settings::{self, OptionalTls};
 const ALL_INTERFACES: &str = "*";
 
 websocket_multiplayer_peer! {
-    /// A WebSocket server. `listen()`, then `poll()` every frame; clients arrive through signals and
-    /// are reached with `get_peer(id)`.
+    /// A WebSocket server: accepts clients and emits a signal for each connect, message and
+    /// disconnect.
+    ///
+    /// Call `listen(port)`, then `poll()` every frame: `poll()` takes in what the background I/O
+    /// thread did and emits the signals. Reach a client with `get_peer(id)`, a
+    /// `WebSocketConnection` (a `PacketPeer`: `put_packet`, `get_packet`, `put_var`, `get_var`).
+    /// Client ids are random, from 2 to 2^31 - 1. Every failing call returns an `Error` and
+    /// prints what was wrong.
+    ///
+    /// Keep the server in a member variable, as below: a lambda that captures a server held only
+    /// in a local variable and is connected to one of its signals keeps it alive forever.
+    /// ```gdscript
+    /// extends Node
+    ///
+    /// var server := WebSocketServer.new()
+    ///
+    /// func _ready() -> void:
+    ///     server.client_connected.connect(func(id, protocol, path): print("client %d joined on %s" % [id, path]))
+    ///     server.client_disconnected.connect(func(id, was_clean): print("client %d left" % id))
+    ///     server.data_received.connect(_on_data)
+    ///     var err := server.listen(9080)
+    ///     assert(err == OK)
+    ///
+    /// func _process(_delta: float) -> void:
+    ///     server.poll()
+    ///
+    /// func _on_data(id: int) -> void:
+    ///     var peer := server.get_peer(id)
+    ///     peer.put_packet(peer.get_packet())  # echo it back
+    /// ```
+    /// It is also a `MultiplayerPeer`: after `create_server(port)` (or `listen(port, [], true)`),
+    /// set it as `multiplayer.multiplayer_peer` and `@rpc`, `MultiplayerSpawner` and
+    /// `MultiplayerSynchronizer` work over it, with the wire format of Godot's own
+    /// `WebSocketMultiplayerPeer`. Every packet is delivered reliably and in order, whatever the
+    /// transfer mode. Set `private_key` and `ssl_certificate` to serve wss://.
     class WebSocketServer {
         /// The engine-free server: sockets, peers and their queues.
         core: Server,
-        /// Address to listen on: `"*"` for every interface, or one IP such as `"127.0.0.1"`.
+        /// The address `listen` binds: `"*"` (the default) for every interface, IPv4 and IPv6,
+        /// or one IP address such as `"127.0.0.1"` (loopback only).
+        ///
+        /// Anything else makes `listen` return `ERR_INVALID_PARAMETER`.
         #[var]
         #[init(val = GString::from(ALL_INTERFACES))]
         bind_ip: GString,
-        /// Connections (open or handshaking) beyond this many are refused with HTTP 503 (0: no limit).
+        /// Most connections at once, open or still handshaking; 0 (the default) is no limit.
+        ///
+        /// A connection beyond it is answered HTTP 503 and closed. Read by `listen`; a negative
+        /// number makes it return `ERR_INVALID_PARAMETER`.
         #[var]
         #[init(val = ConnectionConfig::default().max_connections.map_or(0, settings::int))]
         max_connections: i64,
-        /// When not empty, browsers whose `Origin` header is not in this list (e.g.
-        /// `"https://mygame.example"`) are refused with HTTP 403. Clients that send no `Origin`
-        /// (native games, servers) are not affected.
+        /// Origins a browser may connect from. Default: empty (any).
+        ///
+        /// When not empty, a browser whose `Origin` header is not in this list is answered
+        /// HTTP 403. Clients that send no `Origin` (native games, servers) are not affected.
+        /// Read by `listen`.
+        /// ```gdscript
+        /// server.allowed_origins = ["https://mygame.example"]
+        /// ```
         #[var]
         allowed_origins: PackedStringArray,
-        /// With `ssl_certificate`: serve wss:// (TLS) with this key.
+        /// The private key for wss:// (TLS). Default: null (plain ws://).
+        ///
+        /// Set it together with `ssl_certificate`; `listen` returns `ERR_INVALID_PARAMETER`
+        /// when only one of them is set or one is empty.
+        /// ```gdscript
+        /// server.private_key = load("res://certs/privkey.key")
+        /// server.ssl_certificate = load("res://certs/fullchain.crt")
+        /// server.listen(9443)
+        /// ```
         #[var]
         private_key: Option<Gd<godot::classes::CryptoKey>>,
-        /// With `private_key`: the certificate served for wss://.
+        /// The certificate (with its chain, if the file holds one) served for wss://, with
+        /// `private_key`. Default: null (plain ws://).
         #[var]
         ssl_certificate: Option<Gd<godot::classes::X509Certificate>>,
-        /// Intermediate certificates sent after `ssl_certificate`.
+        /// Intermediate certificates sent after `ssl_certificate`. Default: null (none).
         #[var]
         ca_chain: Option<Gd<godot::classes::X509Certificate>>,
         /// Connection objects handed out by `get_peer`, so the same id gives the same object.
         connections: HashMap<PeerId, Gd<WebSocketConnection>>,
     }
     signals {
-        /// A client finished its handshake.
+        /// A client finished its handshake and can now send and receive.
+        ///
+        /// `protocol` is the sub-protocol chosen ("" when none), `resource_name` the path and
+        /// query the client asked for (e.g. `"/chat?room=1"`). `peer_connected(id)` follows.
         fn client_connected(id: i64, protocol: GString, resource_name: GString);
-        /// A client is gone; `was_clean_close` when the close handshake completed.
+        /// A client is gone: `was_clean_close` is true when the close handshake completed, false
+        /// when the connection was lost or dropped. `peer_disconnected(id)` follows; the id is
+        /// unknown after this, though packets it sent before can still be read from the
+        /// `WebSocketConnection` got earlier.
         fn client_disconnected(id: i64, was_clean_close: bool);
-        /// A client sent a close frame; keep polling until `client_disconnected`.
+        /// A client sent a close frame with `code` and `reason`. The reply is sent for you; keep
+        /// polling until `client_disconnected`.
         fn client_close_request(id: i64, code: i64, reason: GString);
-        /// A message from this client is waiting: `get_peer(id).get_packet()`.
+        /// A message from this client is waiting: read it with `get_peer(id).get_packet()`. Emitted
+        /// once per message, in raw mode only (in multiplayer mode SceneMultiplayer takes the
+        /// packets).
         fn data_received(id: i64);
     }
     extra_virtuals {
@@ -69,8 +131,19 @@ websocket_multiplayer_peer! {
 
 #[godot_api(secondary)]
 impl WebSocketServer {
-    /// Starts listening on `port` (on `bind_ip`). `protocols` are the supported sub-protocols
-    /// (else `supported_protocols`); `gd_mp_api` turns on Godot multiplayer mode.
+    /// Starts listening on `port` at `bind_ip`; 0 picks a free port (see `get_local_port`).
+    ///
+    /// `protocols` are the sub-protocols offered (empty: `supported_protocols`). `gd_mp_api` =
+    /// true is multiplayer mode, for use as `multiplayer.multiplayer_peer`. The properties are read
+    /// now, for the connections of this run; wss:// when `private_key` and `ssl_certificate` are
+    /// set.
+    ///
+    /// Returns `OK`; `ERR_ALREADY_IN_USE` when already listening (call `stop()` first) or when
+    /// the port is taken; `ERR_INVALID_PARAMETER` for a port outside 0-65535, a bad `bind_ip` or
+    /// an invalid property; `ERR_CANT_CREATE` when the socket cannot be opened.
+    /// ```gdscript
+    /// server.listen(9080, ["chat"])
+    /// ```
     #[func]
     fn listen(
         &mut self,
@@ -86,9 +159,17 @@ impl WebSocketServer {
         self.start("listen", port, &bind_ip, &protocols, gd_mp_api, tls)
     }
 
-    /// Godot 4's entry point: listens on `port` and `bind_address` in multiplayer mode, for use as
-    /// `multiplayer.multiplayer_peer`. `TLSOptions.server(key, certificate)` serves wss://; null
-    /// uses the `private_key` / `ssl_certificate` properties (plain ws:// when unset).
+    /// Godot 4's entry point: listens on `port` at `bind_address` in multiplayer mode, for use as
+    /// `multiplayer.multiplayer_peer`.
+    ///
+    /// `TLSOptions.server(key, certificate)` serves wss://; null uses the `private_key` /
+    /// `ssl_certificate` properties (plain ws:// when they are unset). Returns what `listen`
+    /// returns, or `ERR_INVALID_PARAMETER` for client `TLSOptions`.
+    /// ```gdscript
+    /// var peer := WebSocketServer.new()
+    /// peer.create_server(9090)
+    /// multiplayer.multiplayer_peer = peer
+    /// ```
     #[func]
     fn create_server(
         &mut self,
@@ -137,7 +218,8 @@ impl WebSocketServer {
         errors::to_godot(context, result)
     }
 
-    /// Extra headers (`"Name: value"`) for every handshake response (same as `handshake_headers`).
+    /// Sets `handshake_headers`: extra `"Name: value"` lines in every handshake response, from the
+    /// next `listen` on. Godot 3's name for it.
     #[func]
     fn set_extra_headers(&mut self, #[opt(default = &PackedStringArray::new())] headers: PackedStringArray) {
         self.handshake_headers = headers;
@@ -154,7 +236,8 @@ impl WebSocketServer {
         }
     }
 
-    /// The IP address of the client with this id ("" and an error if there is none).
+    /// The IP address of the client with this id, e.g. `"127.0.0.1"`. An unknown id prints an
+    /// error and returns "".
     #[func]
     fn get_peer_address(&self, id: i64) -> GString {
         match self.core_peer("get_peer_address", id) {
@@ -163,7 +246,8 @@ impl WebSocketServer {
         }
     }
 
-    /// The remote port of the client with this id (0 and an error if there is none).
+    /// The port the client with this id connects from. An unknown id prints an error and
+    /// returns 0.
     #[func]
     fn get_peer_port(&self, id: i64) -> i64 {
         match self.core_peer("get_peer_port", id) {
@@ -172,32 +256,38 @@ impl WebSocketServer {
         }
     }
 
-    /// Stops the server: every client is closed with 1001 and forgotten.
+    /// Stops the server: every client is sent close code 1001 ("going away") and forgotten at
+    /// once, and the port is freed. `listen` may be called again.
     #[func]
     fn stop(&mut self) {
         self.core.stop();
         self.connections.clear();
     }
 
-    /// Whether the server is listening.
+    /// Whether the server is listening (between a successful `listen` and `stop`).
     #[func]
     fn is_listening(&self) -> bool {
         self.core.is_listening()
     }
 
-    /// The port actually bound (useful after `listen(0)`), or 0 when not listening.
+    /// The port the server is bound to, useful after `listen(0)`; 0 when not listening.
     #[func]
     fn get_local_port(&self) -> i64 {
         self.core.local_addr().map_or(0, |a| i64::from(a.port()))
     }
 
-    /// Whether a client with this id is connected.
+    /// Whether a client with this id is connected (from `client_connected` to
+    /// `client_disconnected`).
     #[func]
     fn has_peer(&self, id: i64) -> bool {
         i32::try_from(id).is_ok_and(|id| self.core.has_peer(id))
     }
 
-    /// The connection of the client with this id, or null (with an error) if there is none.
+    /// The connection of the client with this id: the same `WebSocketConnection` each time for
+    /// the same id. An unknown id prints an error and returns null.
+    /// ```gdscript
+    /// server.get_peer(id).send_text("welcome")
+    /// ```
     #[func]
     fn get_peer(&mut self, id: i64) -> Option<Gd<WebSocketConnection>> {
         if let Some(existing) = i32::try_from(id).ok().and_then(|id| self.connections.get(&id)) {

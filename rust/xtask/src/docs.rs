@@ -271,11 +271,7 @@ fn ensure_xvfb() -> Result<PathBuf, String> {
         return Err("the screenshot needs xvfb-run: install Xvfb (Debian/Ubuntu: apt-get install xvfb xauth)".into());
     }
     println!("xtask: installing Debian's xvfb package for the editor screenshot");
-    process::run_checked(&mut godot::privileged(&["apt-get", "update", "-q"]))?;
-    process::run_checked(
-        godot::privileged(&["apt-get", "install", "-y", "-q", "--no-install-recommends", "xvfb", "xauth"])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )?;
+    crate::peers::apt_get_install(&["xvfb", "xauth"])?;
     find().ok_or_else(|| "xvfb was installed but xvfb-run is not on PATH".to_string())
 }
 

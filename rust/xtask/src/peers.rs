@@ -32,17 +32,23 @@ pub(crate) fn test_environment(target_dir: &Path) -> Vec<(String, String)> {
 /// A Python interpreter with `websockets` and `kosoku` installed: a venv in
 /// `target/peers-venv`, made once (under a lock, so two runs at once share it).
 pub(crate) fn python_for_peers(target_dir: &Path) -> Result<PathBuf, String> {
-    let venv = target_dir.join("peers-venv");
+    python_venv(target_dir, "peers-venv", &[("websockets", WEBSOCKETS_VERSION), ("kosoku", KOSOKU_VERSION)])
+}
+
+/// The interpreter of a venv `target/<name>` holding exactly these PyPI packages (name,
+/// version): made once, under a lock, so two runs at once share it.
+pub(crate) fn python_venv(target_dir: &Path, name: &str, packages: &[(&str, &str)]) -> Result<PathBuf, String> {
+    let venv = target_dir.join(name);
     let python = venv.join(if cfg!(windows) { "Scripts/python.exe" } else { "bin/python" });
-    let check = format!(
-        "import websockets.version as v, importlib.metadata as m; assert v.version == '{WEBSOCKETS_VERSION}'; assert m.version('kosoku') == '{KOSOKU_VERSION}'"
-    );
+    let asserts: Vec<String> = packages.iter().map(|(package, version)| format!("assert m.version('{package}') == '{version}'")).collect();
+    let check = format!("import importlib.metadata as m; {}", asserts.join("; "));
+    let wanted: Vec<String> = packages.iter().map(|(package, version)| format!("{package}=={version}")).collect();
     let ready = |python: &Path| Command::new(python).args(["-c", &check]).output().is_ok_and(|o| o.status.success());
     if ready(&python) {
         return Ok(python);
     }
     std::fs::create_dir_all(target_dir).map_err(|e| format!("cannot create {}: {e}", target_dir.display()))?;
-    let lock_path = target_dir.join("peers-venv.lock");
+    let lock_path = target_dir.join(format!("{name}.lock"));
     let lock = File::create(&lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
     lock.lock().map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
     if ready(&python) {
@@ -52,24 +58,24 @@ pub(crate) fn python_for_peers(target_dir: &Path) -> Result<PathBuf, String> {
         .into_iter()
         .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
         .ok_or("no python3 on PATH: install Python 3.9 or newer")?;
-    println!("xtask: making {} with websockets {WEBSOCKETS_VERSION} and kosoku {KOSOKU_VERSION}", venv.display());
+    println!("xtask: making {} with {}", venv.display(), wanted.join(", "));
     process::run_checked(Command::new(system_python).args(["-m", "venv"]).arg(&venv))
         .map_err(|e| format!("{e} (on Debian/Ubuntu: apt-get install python3-venv)"))?;
-    process::run_checked(
-        Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            &format!("websockets=={WEBSOCKETS_VERSION}"),
-            &format!("kosoku=={KOSOKU_VERSION}"),
-        ]),
-    )?;
+    process::run_checked(Command::new(&python).args(["-m", "pip", "install", "-q"]).args(&wanted))?;
     if ready(&python) {
         Ok(python)
     } else {
-        Err(format!("{} still lacks websockets {WEBSOCKETS_VERSION} or kosoku {KOSOKU_VERSION}", python.display()))
+        Err(format!("{} still lacks {}", python.display(), wanted.join(" or ")))
     }
+}
+
+/// `apt-get update`, then `apt-get install` of these Debian packages (as root or through
+/// password-less sudo; callers check `godot::sudo_prefix` first).
+pub(crate) fn apt_get_install(packages: &[&str]) -> Result<(), String> {
+    process::run_checked(&mut godot::privileged(&["apt-get", "update", "-q"]))?;
+    let mut install = vec!["apt-get", "install", "-y", "-q", "--no-install-recommends"];
+    install.extend_from_slice(packages);
+    process::run_checked(godot::privileged(&install).env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
 /// A Chromium or Chrome binary: `WSRS_CHROMIUM`, else one on PATH, else Debian's `chromium`
@@ -97,11 +103,7 @@ fn chromium() -> Result<PathBuf, String> {
         return Err("install Chromium or Chrome, or set WSRS_CHROMIUM to its binary".into());
     }
     println!("xtask: installing Debian's chromium package for the browser tests");
-    process::run_checked(&mut godot::privileged(&["apt-get", "update", "-q"]))?;
-    process::run_checked(
-        godot::privileged(&["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )?;
+    apt_get_install(&["chromium"])?;
     find().ok_or_else(|| "chromium was installed but does not run".to_string())
 }
 
@@ -119,9 +121,5 @@ pub(crate) fn ensure_openssl_headers() -> Result<(), String> {
         return Err("the native-tls backend needs OpenSSL's headers: install libssl-dev and pkg-config".into());
     }
     println!("xtask: installing libssl-dev and pkg-config for the native-tls backend");
-    process::run_checked(&mut godot::privileged(&["apt-get", "update", "-q"]))?;
-    process::run_checked(
-        godot::privileged(&["apt-get", "install", "-y", "-q", "--no-install-recommends", "libssl-dev", "pkg-config"])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    apt_get_install(&["libssl-dev", "pkg-config"])
 }

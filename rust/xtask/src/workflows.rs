@@ -3,11 +3,9 @@
 //! nothing is fetched at check time), installed in a venv under `target/`. The workflows
 //! themselves only run on GitHub; this is what can be checked here.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::process;
 
 /// The `check-jsonschema` release used.
 const CHECK_JSONSCHEMA_VERSION: &str = "0.39.0";
@@ -59,39 +57,11 @@ pub(crate) fn check(root: &Path, target_dir: &Path) -> Result<Report, String> {
 
 /// `check-jsonschema` in `target/tools-venv`, made once (under a lock).
 fn validator(target_dir: &Path) -> Result<PathBuf, String> {
-    let venv = target_dir.join("tools-venv");
-    let bin = venv.join(if cfg!(windows) { "Scripts" } else { "bin" });
-    let python = bin.join(if cfg!(windows) { "python.exe" } else { "python" });
-    let tool = bin.join(if cfg!(windows) { "check-jsonschema.exe" } else { "check-jsonschema" });
-    let check = format!("import importlib.metadata as m; assert m.version('check-jsonschema') == '{CHECK_JSONSCHEMA_VERSION}'");
-    let ready = || tool.exists() && Command::new(&python).args(["-c", &check]).output().is_ok_and(|o| o.status.success());
-    if ready() {
-        return Ok(tool);
-    }
-    std::fs::create_dir_all(target_dir).map_err(|e| format!("cannot create {}: {e}", target_dir.display()))?;
-    let lock_path = target_dir.join("tools-venv.lock");
-    let lock = File::create(&lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
-    lock.lock().map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
-    if ready() {
-        return Ok(tool);
-    }
-    let system_python = ["python3", "python"]
-        .into_iter()
-        .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
-        .ok_or("no python3 on PATH")?;
-    println!("xtask: making {} with check-jsonschema {CHECK_JSONSCHEMA_VERSION}", venv.display());
-    process::run_checked(Command::new(system_python).args(["-m", "venv"]).arg(&venv))
-        .map_err(|e| format!("{e} (on Debian/Ubuntu: apt-get install python3-venv)"))?;
-    process::run_checked(Command::new(&python).args([
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        &format!("check-jsonschema=={CHECK_JSONSCHEMA_VERSION}"),
-    ]))?;
-    if ready() {
+    let python = crate::peers::python_venv(target_dir, "tools-venv", &[("check-jsonschema", CHECK_JSONSCHEMA_VERSION)])?;
+    let tool = python.with_file_name(if cfg!(windows) { "check-jsonschema.exe" } else { "check-jsonschema" });
+    if tool.exists() {
         Ok(tool)
     } else {
-        Err(format!("{} still lacks check-jsonschema {CHECK_JSONSCHEMA_VERSION}", venv.display()))
+        Err(format!("{} is missing after installing check-jsonschema {CHECK_JSONSCHEMA_VERSION}", tool.display()))
     }
 }

@@ -66,7 +66,7 @@ impl Game {
     /// Takes every event, checking the promises; flushes when owed.
     fn settle(&mut self) {
         if self.conn.wants_flush() {
-            self.conn.flush(self.now);
+            self.conn.flush();
         }
         while let Some(event) = self.conn.poll_event() {
             assert!(!self.ended, "an event after the last one: {event:?}");

@@ -63,11 +63,6 @@ impl Listener {
         self.retry_at
     }
 
-    /// Whether connections may wait in the backlog after a resource error.
-    pub(crate) fn backlog_waiting(&self) -> bool {
-        self.retry_at.is_some()
-    }
-
     /// Accepts one connection; `live` is how many the server has (open or handshaking), and a
     /// new one is registered under `token`.
     pub(crate) fn accept(&mut self, live: usize, registry: &Registry, token: Token, now: Instant) -> Accepted {

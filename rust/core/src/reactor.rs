@@ -221,7 +221,7 @@ impl Reactor {
                 }
             }
             self.expire_deadlines(now);
-            self.flush_queued(now);
+            self.flush_queued();
         }
         self.close_all();
     }
@@ -380,12 +380,12 @@ impl Reactor {
         }
     }
 
-    fn flush_queued(&mut self, now: Instant) {
+    fn flush_queued(&mut self) {
         let keys = std::mem::take(&mut self.to_flush);
         for &key in &keys {
             let Some(slot) = self.slots.get_mut(key) else { continue };
             slot.flush_queued = false;
-            slot.conn.flush(now);
+            slot.conn.flush();
             self.settle(key);
         }
         // Keep the allocation when no flush was queued meanwhile.
@@ -406,7 +406,7 @@ impl Reactor {
             let _ = registry.deregister(tcp);
         }
         // A file descriptor is free again: connections left in the backlog can be taken now.
-        if self.running && self.listener.as_ref().is_some_and(Listener::backlog_waiting) {
+        if self.running && self.listener.as_ref().and_then(Listener::retry_at).is_some() {
             self.accept_all(Instant::now());
         }
     }

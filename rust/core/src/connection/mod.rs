@@ -297,7 +297,7 @@ impl<S: Read + Write> Connection<S> {
     }
 
     /// Writes everything the WebSocket holds to the stream.
-    pub(crate) fn flush(&mut self, _now: Instant) {
+    pub(crate) fn flush(&mut self) {
         self.flush_owed = false;
         let Stage::Open { ws, close } = &mut self.stage else { return };
         match ws.flush() {

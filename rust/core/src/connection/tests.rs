@@ -25,9 +25,9 @@ fn text(data: &str) -> Packet {
 }
 
 /// Runs `conn`'s owed flush and moves its events to `out`.
-fn settle(conn: &mut Conn, now: Instant, out: &mut Vec<ConnectionEvent>) {
+fn settle(conn: &mut Conn, out: &mut Vec<ConnectionEvent>) {
     if conn.wants_flush() {
-        conn.flush(now);
+        conn.flush();
     }
     out.extend(std::iter::from_fn(|| conn.poll_event()));
 }
@@ -64,9 +64,9 @@ impl Pair {
     fn run(&mut self) {
         for _ in 0..20 {
             self.server.handle_readable(self.now);
-            settle(&mut self.server, self.now, &mut self.server_events);
+            settle(&mut self.server, &mut self.server_events);
             self.client.handle_readable(self.now);
-            settle(&mut self.client, self.now, &mut self.client_events);
+            settle(&mut self.client, &mut self.client_events);
         }
     }
 
@@ -78,18 +78,18 @@ impl Pair {
                 conn.handle_timeout(self.now);
             }
         }
-        settle(&mut self.server, self.now, &mut self.server_events);
-        settle(&mut self.client, self.now, &mut self.client_events);
+        settle(&mut self.server, &mut self.server_events);
+        settle(&mut self.client, &mut self.client_events);
     }
 
     fn server_command(&mut self, command: PeerCommand) {
         self.server.handle_command(command, self.now);
-        settle(&mut self.server, self.now, &mut self.server_events);
+        settle(&mut self.server, &mut self.server_events);
     }
 
     fn client_command(&mut self, command: PeerCommand) {
         self.client.handle_command(command, self.now);
-        settle(&mut self.client, self.now, &mut self.client_events);
+        settle(&mut self.client, &mut self.client_events);
     }
 
     /// Sends from the client as `PeerHandle::send` does: with room reserved first.
@@ -145,7 +145,7 @@ fn a_client_whose_transport_or_answer_does_not_come_fails_at_handshake_timeout()
     let (client_end, server_end) = memory::pair();
     let mut silent = Conn::connect(request, settings, Arc::default(), now);
     silent.transport_ready(Utf8Guard::new(client_end), addr(), now);
-    silent.flush(now);
+    silent.flush();
     assert!(server_end.take_received().starts_with(b"GET / HTTP/1.1"), "the request went out");
     silent.handle_timeout(now + Duration::from_millis(500));
     assert_eq!(silent.poll_event(), Some(ConnectionEvent::ConnectFailed("handshake not finished within 500ms".into())));
@@ -285,14 +285,14 @@ fn answers_to_messages_before_a_violation_go_out_before_the_failing_close() {
     raw.send(b"\x81\x81\x00\x00\x00\x00a\xc1\x80\x00\x00\x00\x00");
     let mut events = Vec::new();
     server.handle_readable(now);
-    settle(&mut server, now, &mut events);
+    settle(&mut server, &mut events);
     assert_eq!(events, vec![ConnectionEvent::Packet(text("a")), ConnectionEvent::Failing]);
     assert!(raw.take_received().is_empty(), "the close frame waits for the game");
     // The game answers the packet, then tells the connection to fail.
     server.flow().reserve_outbound(2, 5, &Limits::default()).unwrap();
     server.handle_command(PeerCommand::Send(text("ack:a")), now);
     server.handle_command(PeerCommand::Fail, now);
-    settle(&mut server, now, &mut events);
+    settle(&mut server, &mut events);
     let wire = raw.take_received();
     assert!(wire.starts_with(b"\x81\x05ack:a\x88"), "answer first, then the close frame: {wire:?}");
     assert_eq!(&wire[9..11], &1002u16.to_be_bytes(), "close code 1002");

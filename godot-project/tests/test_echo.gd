@@ -50,6 +50,48 @@ func test_echo_in_one_process() -> void:
 	check(not server.is_listening(), "not listening after stop")
 
 
+func test_echo_without_io_threads() -> void:
+	var inline := func(peer): peer.use_io_thread = false
+	check(WebSocketServer.new().use_io_thread and WebSocketClient.new().use_io_thread, "use_io_thread is on by default")
+	var id := await start_pair("/", inline, inline)
+	if id < 0:
+		return
+	server.data_received.connect(func(from):
+		var peer: WebSocketConnection = server.get_peer(from)
+		while peer.get_available_packet_count() > 0:
+			var text := peer.was_string_packet()
+			peer.send(peer.get_packet(), WebSocketConnection.WRITE_MODE_TEXT if text else WebSocketConnection.WRITE_MODE_BINARY))
+	var to_server: WebSocketConnection = client.get_peer(1)
+	var big := PackedByteArray()
+	big.resize(2 << 20)
+	big.fill(7)
+	for i in 50:
+		to_server.send_text("inline %d" % i)
+	# Sends wait in the outbound queue until a poll writes them; the 2 MiB message fits once the
+	# queue is empty again.
+	expect_error("outbound queue of peer 1 is full")
+	check_eq(to_server.put_packet(big), ERR_OUT_OF_MEMORY, "no room yet for 2 MiB before a poll")
+	await until(func(): return to_server.get_current_outbound_buffered_amount() == 0, [client], 5.0, "the queue written")
+	check_eq(to_server.put_packet(big), OK, "room for 2 MiB after a poll")
+	var echoes := []
+	client.data_received.connect(func():
+		while to_server.get_available_packet_count() > 0:
+			echoes.append(to_server.get_packet()))
+	await until(func(): return echoes.size() == 51, [server, client], 10.0, "51 echoes")
+	for i in mini(echoes.size(), 50):
+		check_eq(echoes[i].get_string_from_utf8(), "inline %d" % i, "echo %d in order" % i)
+	if echoes.size() == 51:
+		check(echoes[50] == big, "the 2 MiB message came back whole")
+	# Nothing moves while nobody polls: the close request waits for the next poll.
+	client.disconnect_from_host(4002, "done")
+	await pump([], 0.2)
+	check(not has_event(server_events, "client_close_request"), "no close request before the server polls")
+	await until(func(): return has_event(server_events, "client_disconnected") and has_event(client_events, "connection_closed"),
+		[server, client], 5.0, "clean close")
+	check_eq(first_event(server_events, "client_close_request").slice(2), [4002, "done"], "close code and reason")
+	check_eq(first_event(client_events, "connection_closed"), ["connection_closed", true], "clean on the client")
+
+
 func test_echo_across_two_processes() -> void:
 	var probe := WebSocketServer.new()
 	probe.listen(0)

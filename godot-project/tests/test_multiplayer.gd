@@ -7,12 +7,14 @@ extends "res://tests/test_case.gd"
 var game: Node
 
 
-## Makes this process the server, with our WebSocketServer or the built-in peer.
+## Makes this process the server, with our WebSocketServer ("ours", or "ours_inline" without
+## the I/O thread) or the built-in peer.
 func host(impl: String, port: int) -> MultiplayerPeer:
 	var peer: MultiplayerPeer
 	var err: Error
-	if impl == "ours":
+	if impl.begins_with("ours"):
 		var ours := WebSocketServer.new()
+		ours.use_io_thread = impl != "ours_inline"
 		err = ours.create_server(port, "127.0.0.1")
 		peer = ours
 	else:
@@ -110,6 +112,14 @@ func test_builtin_server_with_our_clients() -> void:
 
 func test_our_server_with_our_clients() -> void:
 	await run_scenario("ours", "ours")
+
+
+func test_without_io_threads_our_server_with_our_clients() -> void:
+	await run_scenario("ours_inline", "ours_inline")
+
+
+func test_without_io_thread_our_server_with_builtin_clients() -> void:
+	await run_scenario("ours_inline", "builtin")
 
 
 func test_client_status_and_connection_failed() -> void:

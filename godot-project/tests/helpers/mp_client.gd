@@ -1,6 +1,7 @@
 ## Helper process for the multiplayer tests: a client that joins a server with our
-## WebSocketClient ("ours") or Godot's WebSocketMultiplayerPeer ("builtin"):
-##   -s res://tests/helpers/mp_client.gd -- <ours|builtin> <url> <name> <result.json>
+## WebSocketClient ("ours", or "ours_inline" with use_io_thread = false) or Godot's
+## WebSocketMultiplayerPeer ("builtin"):
+##   -s res://tests/helpers/mp_client.gd -- <ours|ours_inline|builtin> <url> <name> <result.json>
 ## Once connected it calls hello (to the server); once it learns of another client, shout (to
 ## everyone) and direct on that client. It writes what it saw to <result.json> whenever that changes, and
 ## leaves cleanly (multiplayer_peer.close()) when the file <result.json>.leave appears.
@@ -26,8 +27,9 @@ func _initialize() -> void:
 	game.name = "Game"
 	root.add_child(game)
 	var err: Error
-	if impl == "ours":
+	if impl.begins_with("ours"):
 		var client := WebSocketClient.new()
+		client.use_io_thread = impl != "ours_inline"
 		err = client.create_client(url)
 		peer = client
 	else:

@@ -140,13 +140,15 @@ impl Client {
         Ok(())
     }
 
-    /// Takes in what the I/O thread did since the last call and appends the events to `out`.
+    /// Takes in what the I/O thread did since the last call (or, without one, serves the socket
+    /// now) and appends the events to `out`.
     pub fn poll(&mut self, out: &mut Vec<ClientEvent>) {
-        let (Some(reactor), Some(peer)) = (&self.reactor, &self.peer) else { return };
+        let (Some(reactor), Some(peer)) = (&mut self.reactor, &self.peer) else { return };
         let mut ended = false;
         if std::mem::take(&mut self.failing) {
             reactor.commands.to_peer(SERVER_PEER_ID, PeerCommand::Fail);
         }
+        reactor.serve_inline();
         while let Ok(event) = reactor.events.try_recv() {
             match event {
                 ReactorEvent::Opened { info, .. } => {

@@ -41,17 +41,25 @@ pub(crate) enum PeerCommand {
     SetHeartbeat(Option<Duration>),
 }
 
+/// How a command reaches the I/O thread's attention.
+#[derive(Clone, Debug)]
+pub(crate) enum Wake {
+    /// An I/O thread that may sleep: wake it, once per batch of commands.
+    Thread { waker: Arc<Waker>, pending: Arc<AtomicBool> },
+    /// The sockets are served inside `poll()`: the next poll takes the command, nobody to wake.
+    Inline,
+}
+
 /// The game thread's end of the command channel; wakes the I/O thread only when it sleeps.
 #[derive(Clone, Debug)]
 pub(crate) struct CommandSender {
     tx: Sender<Command>,
-    waker: Arc<Waker>,
-    wake_pending: Arc<AtomicBool>,
+    wake: Wake,
 }
 
 impl CommandSender {
-    pub(crate) fn new(tx: Sender<Command>, waker: Arc<Waker>, wake_pending: Arc<AtomicBool>) -> Self {
-        CommandSender { tx, waker, wake_pending }
+    pub(crate) fn new(tx: Sender<Command>, wake: Wake) -> Self {
+        CommandSender { tx, wake }
     }
 
     /// Queues a command; false when the I/O thread has ended.
@@ -59,9 +67,11 @@ impl CommandSender {
         if self.tx.send(command).is_err() {
             return false;
         }
-        if !self.wake_pending.swap(true, Ordering::SeqCst) {
-            // A failed wake means the thread is gone; the command is then moot.
-            let _ = self.waker.wake();
+        if let Wake::Thread { waker, pending } = &self.wake {
+            if !pending.swap(true, Ordering::SeqCst) {
+                // A failed wake means the thread is gone; the command is then moot.
+                let _ = waker.wake();
+            }
         }
         true
     }

@@ -82,6 +82,10 @@ pub struct ConnectionConfig {
     pub tls_server: Option<crate::TlsServerSettings>,
     /// Client: how a wss:// server's certificate is checked (ws:// URLs ignore it).
     pub tls_client: crate::TlsClientSettings,
+    /// Whether the sockets are served by an I/O thread (the default) or inside `poll()` on the
+    /// caller's thread. The I/O thread answers pings, finishes handshakes and sends while the game
+    /// is busy; inline costs no thread hand-off, which wins when the game thread never sleeps.
+    pub io_thread: bool,
 }
 
 impl Default for ConnectionConfig {
@@ -99,6 +103,7 @@ impl Default for ConnectionConfig {
             allowed_origins: Vec::new(),
             tls_server: None,
             tls_client: crate::TlsClientSettings::default(),
+            io_thread: true,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The I/O thread: one per server or client. It only dispatches: mio readiness goes to the
+//! The reactor: it serves the sockets of one server or client, on its own I/O thread or, when
+//! `ConnectionConfig::io_thread` is off, inside the game's `poll()`. It only dispatches: mio readiness goes to the
 //! [`Connection`] of that socket, commands from the game go to the connection they name, and one
 //! deadline heap, fed by each connection's `poll_timeout()`, wakes it for timers. What each
 //! connection reports goes to the game as [`ReactorEvent`]s. Only ready sockets and due timers
@@ -13,14 +14,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Events, Poll, Token, Waker};
 use slab::Slab;
 use tungstenite::handshake::client::Request;
 
-use crate::command::{Command, CommandSender};
+use crate::command::{Command, CommandSender, Wake};
 use crate::config::ConnectionConfig;
 use crate::connect::{self, Connecting, Progress};
 use crate::connection::{Connection, ConnectionEvent, Ending, OpenInfo, Settings};
@@ -74,61 +75,84 @@ pub(crate) enum Start {
     },
 }
 
-/// The game thread's handle on a running I/O thread.
-#[derive(Debug)]
+/// The game thread's handle on the sockets: an I/O thread, or a reactor it serves itself from
+/// `poll()` (see [`ConnectionConfig::io_thread`]).
 pub(crate) struct ReactorHandle {
     pub(crate) commands: CommandSender,
     pub(crate) events: Receiver<ReactorEvent>,
-    thread: Option<JoinHandle<()>>,
+    driver: Driver,
+}
+
+/// Who serves the sockets.
+enum Driver {
+    /// The I/O thread, until it has been joined.
+    Thread(Option<JoinHandle<()>>),
+    /// Nobody but [`ReactorHandle::serve_inline`], called from the game's `poll()`.
+    Inline(Box<Reactor>),
+}
+
+impl std::fmt::Debug for ReactorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let driver = match self.driver {
+            Driver::Thread(_) => "I/O thread",
+            Driver::Inline(_) => "inline",
+        };
+        f.debug_struct("ReactorHandle").field("driver", &driver).finish_non_exhaustive()
+    }
 }
 
 impl ReactorHandle {
-    /// Starts the I/O thread.
+    /// Starts serving: on a new I/O thread, or inline when the config says so.
     pub(crate) fn spawn(start: Start, config: &ConnectionConfig) -> Result<Self, Error> {
         let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (command_tx, command_rx) = mpsc::channel();
         let (event_tx, event_rx) = mpsc::channel();
-        let wake_pending = Arc::new(AtomicBool::new(false));
-        let thread_wake_pending = wake_pending.clone();
         let settings = Arc::new(Settings::new(config));
         let (no_delay, max_connections) = (config.no_delay, config.max_connections);
+        if !config.io_thread {
+            let mut reactor = Box::new(Reactor::new(poll, command_rx, None, event_tx, settings, no_delay));
+            reactor.start_or_report(start, max_connections);
+            return Ok(ReactorHandle {
+                commands: CommandSender::new(command_tx, Wake::Inline),
+                events: event_rx,
+                driver: Driver::Inline(reactor),
+            });
+        }
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let wake_pending = Arc::new(AtomicBool::new(false));
+        let thread_wake_pending = wake_pending.clone();
         let thread = std::thread::Builder::new().name("websocket-rs-io".into()).spawn(move || {
-            let mut reactor = Reactor {
-                poll,
-                commands: command_rx,
-                wake_pending: thread_wake_pending,
-                events: event_tx,
-                settings,
-                no_delay,
-                listener: None,
-                tls_client: None,
-                slots: Slab::new(),
-                by_id: HashMap::new(),
-                deadlines: BinaryHeap::new(),
-                to_flush: Vec::new(),
-                running: true,
-            };
-            if let Err(err) = reactor.start(start, max_connections) {
-                // Only a client waits for news at start; a server's listener was bound already.
-                reactor.emit(ReactorEvent::ConnectFailed { reason: format!("the I/O thread could not start: {err}") });
-                return;
+            let mut reactor = Reactor::new(poll, command_rx, Some(thread_wake_pending), event_tx, settings, no_delay);
+            if reactor.start_or_report(start, max_connections) {
+                reactor.run();
             }
-            reactor.run();
         })?;
         Ok(ReactorHandle {
-            commands: CommandSender::new(command_tx, waker, wake_pending),
+            commands: CommandSender::new(command_tx, Wake::Thread { waker, pending: wake_pending }),
             events: event_rx,
-            thread: Some(thread),
+            driver: Driver::Thread(Some(thread)),
         })
     }
 
-    /// Stops the I/O thread: open peers get a 1001 close frame (best effort) and every socket is
-    /// closed. Returns once the thread has ended.
+    /// Inline mode: one round of socket work, without waiting (commands queued since the last
+    /// call, ready sockets, due timers, flushes). Does nothing when an I/O thread serves.
+    pub(crate) fn serve_inline(&mut self) {
+        if let Driver::Inline(reactor) = &mut self.driver {
+            reactor.serve_once();
+        }
+    }
+
+    /// Stops serving: open peers get a 1001 close frame (best effort) and every socket is
+    /// closed. Returns once the I/O thread, if any, has ended.
     pub(crate) fn shutdown(&mut self) {
-        self.commands.send(Command::Shutdown);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        match &mut self.driver {
+            Driver::Thread(thread) => {
+                self.commands.send(Command::Shutdown);
+                if let Some(thread) = thread.take() {
+                    let _ = thread.join();
+                }
+            }
+            Driver::Inline(reactor) => reactor.stop(),
         }
     }
 }
@@ -153,8 +177,11 @@ struct Slot {
 
 struct Reactor {
     poll: Poll,
+    /// Readiness reported by the last `poll` (kept to reuse its allocation).
+    ready: Option<Events>,
     commands: Receiver<Command>,
-    wake_pending: Arc<AtomicBool>,
+    /// I/O thread: set while a wake is on its way (the game thread then does not wake it again).
+    wake_pending: Option<Arc<AtomicBool>>,
     events: Sender<ReactorEvent>,
     settings: Arc<Settings>,
     no_delay: bool,
@@ -170,6 +197,45 @@ struct Reactor {
 }
 
 impl Reactor {
+    fn new(
+        poll: Poll,
+        commands: Receiver<Command>,
+        wake_pending: Option<Arc<AtomicBool>>,
+        events: Sender<ReactorEvent>,
+        settings: Arc<Settings>,
+        no_delay: bool,
+    ) -> Self {
+        Reactor {
+            poll,
+            ready: Some(Events::with_capacity(1024)),
+            commands,
+            wake_pending,
+            events,
+            settings,
+            no_delay,
+            listener: None,
+            tls_client: None,
+            slots: Slab::new(),
+            by_id: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            to_flush: Vec::new(),
+            running: true,
+        }
+    }
+
+    /// Starts listening or connecting; false (and a `ConnectFailed` for a client) when it could not.
+    fn start_or_report(&mut self, start: Start, max_connections: Option<usize>) -> bool {
+        match self.start(start, max_connections) {
+            Ok(()) => true,
+            Err(err) => {
+                // Only a client waits for news at start; a server's listener was bound already.
+                self.emit(ReactorEvent::ConnectFailed { reason: format!("could not start serving the sockets: {err}") });
+                self.running = false;
+                false
+            }
+        }
+    }
+
     fn emit(&self, event: ReactorEvent) {
         // The game side has gone away only when the handle was dropped; then nobody listens.
         let _ = self.events.send(event);
@@ -202,18 +268,43 @@ impl Reactor {
         key
     }
 
+    /// The I/O thread's loop: sleep until a socket, a command or a deadline needs it.
     fn run(&mut self) {
-        let mut events = Events::with_capacity(1024);
         while self.running {
             let timeout = self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
-            if let Err(err) = self.poll.poll(&mut events, timeout) {
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
+            if let Err(err) = self.turn(timeout) {
+                if err.kind() != io::ErrorKind::Interrupted {
+                    break;
                 }
-                break;
             }
+        }
+        self.close_all();
+    }
+
+    /// Inline mode: the commands queued since the last call, then one round without waiting.
+    fn serve_once(&mut self) {
+        if self.running {
+            self.drain_commands(Instant::now());
+            let _ = self.turn(Some(Duration::ZERO));
+        }
+    }
+
+    /// Inline mode: what the I/O thread does when it ends.
+    fn stop(&mut self) {
+        if self.running {
+            self.running = false;
+            self.close_all();
+        }
+    }
+
+    /// Waits up to `timeout` for readiness, then serves the ready sockets, the due deadlines and
+    /// the flushes owed.
+    fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let mut ready = self.ready.take().unwrap_or_else(|| Events::with_capacity(1024));
+        let polled = self.poll.poll(&mut ready, timeout);
+        if polled.is_ok() {
             let now = Instant::now();
-            for event in events.iter() {
+            for event in ready.iter() {
                 match event.token() {
                     WAKER => self.drain_commands(now),
                     LISTENER => self.accept_all(now),
@@ -223,7 +314,8 @@ impl Reactor {
             self.expire_deadlines(now);
             self.flush_queued();
         }
-        self.close_all();
+        self.ready = Some(ready);
+        polled
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -275,7 +367,9 @@ impl Reactor {
     }
 
     fn drain_commands(&mut self, now: Instant) {
-        self.wake_pending.store(false, Ordering::SeqCst);
+        if let Some(pending) = &self.wake_pending {
+            pending.store(false, Ordering::SeqCst);
+        }
         while let Ok(command) = self.commands.try_recv() {
             match command {
                 Command::Peer { id, command } => {

@@ -144,15 +144,17 @@ impl Server {
         self.refuse_new
     }
 
-    /// Takes in what the I/O thread did since the last call and appends the events to `out`.
-    /// Costs in proportion to what happened, not to how many peers are connected.
+    /// Takes in what the I/O thread did since the last call (or, without one, serves the sockets
+    /// now) and appends the events to `out`. Costs in proportion to what happened, not to how
+    /// many peers are connected.
     pub fn poll(&mut self, out: &mut Vec<ServerEvent>) {
-        let Some(reactor) = &self.reactor else { return };
+        let Some(reactor) = &mut self.reactor else { return };
         let multiplayer = self.config.multiplayer;
         self.just_disconnected.clear();
         for id in self.failing.drain(..) {
             reactor.commands.to_peer(id, PeerCommand::Fail);
         }
+        reactor.serve_inline();
         // Disconnects held back until their peers' last packets were taken (multiplayer mode).
         if !self.deferred_disconnects.is_empty() {
             let (ready, waiting): (Vec<_>, Vec<_>) =

@@ -164,6 +164,24 @@ macro_rules! websocket_multiplayer_peer {
             #[var]
             #[init(val = $crate::settings::seconds_or_zero(::websocket_rs_core::ConnectionConfig::default().heartbeat_interval))]
             heartbeat_interval: f64,
+            /// Whether a background I/O thread serves the sockets (`true`, the default) or
+            /// `poll()` does, on the game thread (`false`).
+            ///
+            /// The I/O thread answers pings, finishes handshakes (TLS included) and sends queued
+            /// messages while the game is busy, and keeps that work off the game thread. Without
+            /// it nothing moves between two `poll()` calls, but nothing is handed from thread to
+            /// thread either: choose `false` when the game loop never sleeps and exchanges many
+            /// small messages (an uncapped dedicated server, `Engine.max_fps = 0`, on one or two
+            /// cores), and keep `true` for a game that renders, loads or otherwise blocks its
+            /// main thread. Without the thread, a client resolves the host name inside
+            /// `connect_to_url`. Read when the server starts listening or the client connects.
+            /// ```gdscript
+            /// server.use_io_thread = false  # a headless server running flat out
+            /// server.listen(9080)
+            /// ```
+            #[var]
+            #[init(val = ::websocket_rs_core::ConnectionConfig::default().io_thread)]
+            use_io_thread: bool,
             /// Whether the running server or client is in Godot multiplayer mode (`gd_mp_api`,
             /// `create_server`, `create_client`).
             multiplayer: bool,
@@ -241,6 +259,7 @@ macro_rules! websocket_multiplayer_peer {
                     outbound_max_packets: self.outbound_max_packets,
                     max_message_size: self.max_message_size,
                     heartbeat_interval: self.heartbeat_interval,
+                    io_thread: self.use_io_thread,
                     multiplayer,
                 }
             }

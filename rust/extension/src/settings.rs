@@ -19,6 +19,8 @@ pub(crate) struct ConnectionProperties<'a> {
     pub(crate) outbound_max_packets: i64,
     pub(crate) max_message_size: i64,
     pub(crate) heartbeat_interval: f64,
+    /// Whether an I/O thread serves the sockets (else `poll()` does).
+    pub(crate) io_thread: bool,
     /// Godot multiplayer mode (`gd_mp_api`, `create_server`, `create_client`).
     pub(crate) multiplayer: bool,
 }
@@ -45,6 +47,7 @@ impl ConnectionProperties<'_> {
             extra_headers: parse_header_lines(&header_lines)?,
             heartbeat_interval: seconds("heartbeat_interval", self.heartbeat_interval, true)?,
             multiplayer: self.multiplayer,
+            io_thread: self.io_thread,
             ..defaults
         };
         config.validate()?;

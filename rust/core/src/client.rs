@@ -139,6 +139,16 @@ impl Client {
         peer.abort();
         Ok(())
     }
+    /// Without an I/O thread ([`ConnectionConfig::io_thread`] off): writes what the game has sent
+    /// since the last `poll()` now rather than at the next one (nothing is read). The Godot
+    /// binding calls it when the game has taken every waiting packet, so that answers made while
+    /// handling them leave in the same frame. Does nothing with an I/O thread.
+    pub fn write_queued(&self) {
+        if let Some(reactor) = &self.reactor {
+            reactor.write_queued();
+        }
+    }
+
 
     /// Takes in what the I/O thread did since the last call (or, without one, serves the socket
     /// now) and appends the events to `out`.

@@ -47,7 +47,8 @@ pub(crate) enum Wake {
     /// An I/O thread that may sleep: wake it, once per batch of commands.
     Thread { waker: Arc<Waker>, pending: Arc<AtomicBool> },
     /// The sockets are served inside `poll()`: the next poll takes the command, nobody to wake.
-    Inline,
+    /// The flag says that commands wait (see `ReactorHandle::write_queued`).
+    Inline { queued: Arc<AtomicBool> },
 }
 
 /// The game thread's end of the command channel; wakes the I/O thread only when it sleeps.
@@ -67,11 +68,14 @@ impl CommandSender {
         if self.tx.send(command).is_err() {
             return false;
         }
-        if let Wake::Thread { waker, pending } = &self.wake {
-            if !pending.swap(true, Ordering::SeqCst) {
-                // A failed wake means the thread is gone; the command is then moot.
-                let _ = waker.wake();
+        match &self.wake {
+            Wake::Thread { waker, pending } => {
+                if !pending.swap(true, Ordering::SeqCst) {
+                    // A failed wake means the thread is gone; the command is then moot.
+                    let _ = waker.wake();
+                }
             }
+            Wake::Inline { queued } => queued.store(true, Ordering::Relaxed),
         }
         true
     }

@@ -6,6 +6,7 @@
 //! are visited, so its cost grows with active peers, not connected ones. Accepting lives in
 //! `listener.rs`, connecting in `connect.rs`, each connection's protocol in `connection/`.
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io;
@@ -87,15 +88,16 @@ pub(crate) struct ReactorHandle {
 enum Driver {
     /// The I/O thread, until it has been joined.
     Thread(Option<JoinHandle<()>>),
-    /// Nobody but [`ReactorHandle::serve_inline`], called from the game's `poll()`.
-    Inline(Box<Reactor>),
+    /// Nobody but [`ReactorHandle::serve_inline`], called from the game's `poll()`, and
+    /// [`ReactorHandle::write_queued`]; the flag is set while commands wait.
+    Inline { reactor: RefCell<Box<Reactor>>, queued: Arc<AtomicBool> },
 }
 
 impl std::fmt::Debug for ReactorHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let driver = match self.driver {
             Driver::Thread(_) => "I/O thread",
-            Driver::Inline(_) => "inline",
+            Driver::Inline { .. } => "inline",
         };
         f.debug_struct("ReactorHandle").field("driver", &driver).finish_non_exhaustive()
     }
@@ -112,10 +114,11 @@ impl ReactorHandle {
         if !config.io_thread {
             let mut reactor = Box::new(Reactor::new(poll, command_rx, None, event_tx, settings, no_delay));
             reactor.start_or_report(start, max_connections);
+            let queued = Arc::new(AtomicBool::new(false));
             return Ok(ReactorHandle {
-                commands: CommandSender::new(command_tx, Wake::Inline),
+                commands: CommandSender::new(command_tx, Wake::Inline { queued: queued.clone() }),
                 events: event_rx,
-                driver: Driver::Inline(reactor),
+                driver: Driver::Inline { reactor: RefCell::new(reactor), queued },
             });
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -137,8 +140,22 @@ impl ReactorHandle {
     /// Inline mode: one round of socket work, without waiting (commands queued since the last
     /// call, ready sockets, due timers, flushes). Does nothing when an I/O thread serves.
     pub(crate) fn serve_inline(&mut self) {
-        if let Driver::Inline(reactor) = &mut self.driver {
-            reactor.serve_once();
+        if let Driver::Inline { reactor, queued } = &mut self.driver {
+            queued.store(false, Ordering::Relaxed);
+            reactor.get_mut().serve_once();
+        }
+    }
+
+    /// Inline mode: carries out the commands queued since the last call (sends, closes) and
+    /// writes what they owe now, instead of at the next `poll()`; nothing is read. Does nothing
+    /// when none wait or an I/O thread serves.
+    pub(crate) fn write_queued(&self) {
+        if let Driver::Inline { reactor, queued } = &self.driver {
+            if queued.swap(false, Ordering::Relaxed) {
+                if let Ok(mut reactor) = reactor.try_borrow_mut() {
+                    reactor.write_queued();
+                }
+            }
         }
     }
 
@@ -152,7 +169,7 @@ impl ReactorHandle {
                     let _ = thread.join();
                 }
             }
-            Driver::Inline(reactor) => reactor.stop(),
+            Driver::Inline { reactor, .. } => reactor.get_mut().stop(),
         }
     }
 }
@@ -286,6 +303,14 @@ impl Reactor {
         if self.running {
             self.drain_commands(Instant::now());
             let _ = self.turn(Some(Duration::ZERO));
+        }
+    }
+
+    /// Inline mode: the queued commands and the flushes they owe, without polling the sockets.
+    fn write_queued(&mut self) {
+        if self.running {
+            self.drain_commands(Instant::now());
+            self.flush_queued();
         }
     }
 

@@ -188,3 +188,27 @@ fn wss_both_ends_inline() {
     });
     assert_eq!(got, Some(text("secret")));
 }
+
+#[test]
+fn write_queued_sends_without_waiting_for_the_next_poll() {
+    let (mut server, url) = common::server(ConnectionConfig::default());
+    let (client, id) = common::connect(&mut server, &url, inline());
+    let to_client = server.peer(id).unwrap().clone();
+    client.peer().unwrap().send(text("early")).unwrap();
+    // Without write_queued (or a poll) the message waits in the client's queue.
+    let mut se = Vec::new();
+    let until = Instant::now() + Duration::from_millis(150);
+    while Instant::now() < until {
+        server.poll(&mut se);
+        assert_eq!(to_client.recv(), None);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    client.write_queued();
+    let mut ce = Vec::new();
+    let mut got = None;
+    common::pump(&mut server, &mut [], &mut se, &mut ce, |_, _| {
+        got = got.take().or_else(|| to_client.recv());
+        got.is_some()
+    });
+    assert_eq!(got, Some(text("early")));
+}

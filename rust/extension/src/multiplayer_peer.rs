@@ -326,7 +326,13 @@ macro_rules! websocket_multiplayer_peer {
             }
 
             fn get_available_packet_count(&self) -> i32 {
-                i32::try_from($crate::multiplayer_peer::Endpoint::available_packets(self)).unwrap_or(i32::MAX)
+                let count = $crate::multiplayer_peer::Endpoint::available_packets(self);
+                if count == 0 {
+                    // SceneMultiplayer asks last after handling every packet: without an I/O
+                    // thread, the answers it queued meanwhile go out now, not a frame later.
+                    self.core.write_queued();
+                }
+                i32::try_from(count).unwrap_or(i32::MAX)
             }
 
             fn get_max_packet_size(&self) -> i32 {

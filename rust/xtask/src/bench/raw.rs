@@ -307,7 +307,7 @@ impl RawBench {
             println!("  FAILED: idle connections were not all held");
         }
         if server == Server::Bun {
-            f.insert("idle_poll", Value::Skipped("no frame loop to time: uWebSockets works inside Bun's event loop (see its CPU)".into()));
+            f.insert("idle_poll", Value::Skipped("no frame loop (uWebSockets works inside Bun's event loop; see its CPU)".into()));
         } else if let Some(r) = running.last_full_report(clients) {
             f.insert("idle_poll", Value::Num(r.busy_us / r.frames));
         }

@@ -171,7 +171,6 @@ fn run_one(godot: &Path, project: &Path, scale: &Scale, loops: Loops, transport:
     let mut client_command = godot_command(godot, pinned.then_some("1"));
     project_args(&mut client_command);
     client_command.args(script_args("client")).args([scale.rpc_seconds.to_string(), scale.rpc_latency_seconds.to_string(), server.pid().to_string()]);
-    let lines_before = server.line_count();
     let limit = Duration::from_secs((scale.rpc_seconds + scale.rpc_latency_seconds) * 3 + 120);
     let run = process::run_bounded(&mut client_command, limit, process::Echo::Quiet)?;
     let line = run.output.lines().find(|l| l.starts_with("RESULT")).map(str::to_string).unwrap_or_default();
@@ -182,7 +181,9 @@ fn run_one(godot: &Path, project: &Path, scale: &Scale, loops: Loops, transport:
     }
     let client_passed = run.status.is_some_and(|s| s.success()) && line.contains(" ok=true");
 
-    // The server's count after the client's last pong: every ping answered, none out of order.
+    // The server's count after the client's last pong (it prints one a second): every ping
+    // answered, none out of order.
+    let lines_before = server.line_count();
     let server_line = server.wait_for_after(lines_before, |l| l.starts_with("SERVER "), Duration::from_secs(5)).unwrap_or_default();
     let rpcs = field(&line, "rpcs");
     let server_passed = field(&server_line, "errors") == Some(0.0) && rpcs.is_some() && field(&server_line, "answered") == rpcs;

@@ -361,7 +361,7 @@ fn targets(cx: &Context) -> String {
 pub(super) fn chart_svg(figures: &[Figures]) -> String {
     let colours = ["#2f7ed8", "#999999", "#e07b39", "#7a4fbf"];
     let names = ["ours", "built-in", "ceiling (tungstenite, no engine)", "Bun (uWebSockets)"];
-    let (left, bar_h, gap, width) = (330.0, 10.0, 12.0, 860.0);
+    let (left, bar_h, gap, width) = (480.0, 10.0, 12.0, 1060.0);
     let group_h = colours.len() as f64 * bar_h + gap;
     let height = 60.0 + METRICS.len() as f64 * group_h + 40.0;
     // log10 scale from 0.1x to 10,000x.

@@ -1,8 +1,10 @@
 ## What the two Godot bench servers share (`ours_server.gd`, `builtin_server.gd`): their command
-## line (`-- <echo|broadcast|idle> <port> <expected peers>`), the frame settings of each mode, the
-## 100-byte broadcast state and the `BENCH peers=N frames=F busy_us=U echoed=E` line printed once
-## a second. F and U count only frames with every expected peer connected; U is the time spent in
-## the server's own calls (poll and sends).
+## line (`-- <echo|tick|broadcast|idle> <port> <expected peers> [sized|defaults]`), the frame
+## settings of each mode, the 100-byte broadcast state and the
+## `BENCH peers=N frames=F busy_us=U echoed=E` line printed once a second. F and U count only
+## frames with every expected peer connected; U is the time spent in the server's own calls (poll
+## and sends). `tick` is echo at 60 frames a second. `defaults` leaves the buffer settings as
+## Godot or the addon ships them; `sized` (the default) gives every connection 16 MiB queues.
 extends SceneTree
 
 var mode := ""
@@ -15,6 +17,8 @@ var echoed := 0
 var tick := 0
 var state := PackedByteArray()
 var next_report := 0
+## Whether the buffer settings stay as shipped (`defaults` on the command line).
+var default_buffers := false
 
 
 ## Reads the command line and sets the frame rate: echo runs frames back to back, the other
@@ -24,13 +28,20 @@ func read_arguments() -> void:
 	mode = args[0]
 	port = int(args[1])
 	expected = int(args[2])
+	default_buffers = args.size() > 3 and args[3] == "defaults"
 	state.resize(100)
 	state.fill(0x42)
 	Engine.max_fps = 0 if mode == "echo" else 60
-	if mode == "echo":
-		# Headless Godot sleeps 6.9 ms a frame by default; echo runs frames back to back.
+	if mode == "echo" or mode == "tick":
+		# Headless Godot sleeps 6.9 ms a frame by default; echo runs frames back to back, and
+		# tick leaves the 60 fps cap alone to set the pace.
 		OS.low_processor_usage_mode_sleep_usec = 0
 	next_report = Time.get_ticks_msec() + 1000
+
+
+## Whether this mode echoes every message (`echo` uncapped, `tick` at 60 frames a second).
+func echoes() -> bool:
+	return mode == "echo" or mode == "tick"
 
 
 ## The next broadcast state: the tick number, then filler.

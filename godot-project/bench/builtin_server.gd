@@ -1,13 +1,16 @@
 ## Bench server with Godot's built-in WebSocket classes, written the way Godot 4 users write
 ## them (`cargo xtask bench`; see bench_server.gd for the command line):
-## echo and idle: a raw server, TCPServer + WebSocketPeer.accept_stream, every peer polled each
-##   frame; echo sends every message back to its sender;
+## echo, tick and idle: a raw server, TCPServer + WebSocketPeer.accept_stream, every peer polled
+##   each frame; echo and tick send every message back to its sender (a packet the outbound
+##   buffer refuses waits, with the rest of that peer's packets, and is sent again next frame);
 ## broadcast: WebSocketMultiplayerPeer; once every expected peer is connected, each frame sends
 ##   the 100-byte state to every peer.
 extends "res://bench/bench_server.gd"
 
 var tcp := TCPServer.new()
 var raw_peers: Array[WebSocketPeer] = []
+## Peer -> the packet its outbound buffer refused, to be sent again first.
+var refused := {}
 var multiplayer_peer := WebSocketMultiplayerPeer.new()
 
 
@@ -30,8 +33,9 @@ func _initialize() -> void:
 func _poll_raw() -> void:
 	while tcp.is_connection_available():
 		var peer := WebSocketPeer.new()
-		peer.inbound_buffer_size = 16 << 20
-		peer.outbound_buffer_size = 16 << 20
+		if not default_buffers:
+			peer.inbound_buffer_size = 16 << 20
+			peer.outbound_buffer_size = 16 << 20
 		peer.accept_stream(tcp.take_connection())
 		raw_peers.append(peer)
 	var i := 0
@@ -42,12 +46,19 @@ func _poll_raw() -> void:
 		var ready_state := peer.get_ready_state()
 		if ready_state == WebSocketPeer.STATE_CLOSED:
 			raw_peers.remove_at(i)
+			refused.erase(peer)
 			continue
 		if ready_state == WebSocketPeer.STATE_OPEN:
 			peers += 1
-			while peer.get_available_packet_count() > 0:
-				peer.send(peer.get_packet())
+			if refused.has(peer) and peer.send(refused[peer]) == OK:
+				refused.erase(peer)
 				echoed += 1
+			while not refused.has(peer) and peer.get_available_packet_count() > 0:
+				var packet := peer.get_packet()
+				if peer.send(packet) != OK:
+					refused[peer] = packet
+				else:
+					echoed += 1
 		i += 1
 
 

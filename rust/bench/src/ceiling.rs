@@ -1,5 +1,5 @@
 //! The ceiling: a WebSocket server of tungstenite and mio alone, on one thread, with the same
-//! tungstenite settings as our core (4 KiB read buffer, 64 KiB write buffer). It does what the Godot bench servers
+//! tungstenite settings as our core (4 KiB read buffer unless told otherwise, 64 KiB write buffer). It does what the Godot bench servers
 //! do, with nothing else in the way, and prints the same `BENCH` lines:
 //! - `echo`: every message goes back to its sender;
 //! - `broadcast`: once `expected` peers are connected, a 100-byte tick goes to all of them 60
@@ -24,9 +24,9 @@ enum Conn {
     Open(WebSocket<TcpStream>),
 }
 
-fn config() -> WebSocketConfig {
+fn config(read_buffer: usize) -> WebSocketConfig {
     let mut config = WebSocketConfig::default();
-    config.read_buffer_size = 4096;
+    config.read_buffer_size = read_buffer;
     config.write_buffer_size = 64 << 10;
     config.max_message_size = Some(64 << 20);
     config.max_frame_size = Some(64 << 20);
@@ -48,8 +48,8 @@ struct Stats {
     echoed: u64,
 }
 
-/// Serves on 127.0.0.1:`port` until killed.
-pub(crate) fn run(port: u16, mode: &str, expected: usize) -> Result<(), String> {
+/// Serves on 127.0.0.1:`port` until killed, reading each socket `read_buffer` bytes at a time.
+pub(crate) fn run(port: u16, mode: &str, expected: usize, read_buffer: usize) -> Result<(), String> {
     if !matches!(mode, "echo" | "broadcast" | "idle") {
         return Err(format!("unknown mode {mode}"));
     }
@@ -85,7 +85,7 @@ pub(crate) fn run(port: u16, mode: &str, expected: usize) -> Result<(), String> 
                             if poll.registry().register(&mut stream, Token(key), Interest::READABLE | Interest::WRITABLE).is_err() {
                                 continue;
                             }
-                            match ServerHandshake::start(stream, NoCallback, Some(config())).handshake() {
+                            match ServerHandshake::start(stream, NoCallback, Some(config(read_buffer))).handshake() {
                                 Ok(ws) => {
                                     entry.insert(Conn::Open(ws));
                                     open += 1;

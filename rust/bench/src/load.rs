@@ -3,7 +3,9 @@
 
 use std::io::ErrorKind;
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream as MioStream;
@@ -38,9 +40,66 @@ impl Tally {
     }
 }
 
+/// tungstenite's read buffer for every connection of this run (`--read-buffer`).
+static READ_BUFFER: AtomicUsize = AtomicUsize::new(64 << 10);
+
+/// CPU time used during the measured window: the server's (when its pid is known) and ours.
+struct WindowCpu {
+    /// Seconds of server CPU (all threads) in the window, if /proc could be read.
+    server_s: Option<f64>,
+    /// Seconds of load-generator CPU in the window.
+    loadgen_s: f64,
+    /// Length of the window in seconds.
+    wall_s: f64,
+}
+
+impl WindowCpu {
+    /// `server_cpu_s=.. server_cpu_percent=.. server_cpu_us_per_<unit>=.. loadgen_window_cpu_percent=..`,
+    /// the per-unit figure over `count` units (messages or connections).
+    fn fields(&self, unit: &str, count: u64) -> String {
+        let mut fields = String::new();
+        if let Some(server) = self.server_s {
+            fields.push_str(&format!(
+                " server_cpu_s={server:.2} server_cpu_percent={:.0} server_cpu_us_per_{unit}={:.3}",
+                100.0 * server / self.wall_s.max(1e-9),
+                if count > 0 { server * 1e6 / count as f64 } else { 0.0 }
+            ));
+        }
+        fields.push_str(&format!(" loadgen_window_cpu_percent={:.0}", 100.0 * self.loadgen_s / self.wall_s.max(1e-9)));
+        fields
+    }
+}
+
+/// Reads the CPU time of the server `pid` and of this process at `start` and at `end`, on a
+/// thread of its own (so the workers are not interrupted).
+fn sample_window(pid: Option<u64>, start: Instant, end: Instant) -> JoinHandle<WindowCpu> {
+    std::thread::spawn(move || {
+        let server = || pid.and_then(|pid| crate::process_cpu_seconds(&pid.to_string()));
+        std::thread::sleep(start.saturating_duration_since(Instant::now()));
+        let (server_start, loadgen_start, wall_start) = (server(), crate::cpu_seconds(), Instant::now());
+        std::thread::sleep(end.saturating_duration_since(Instant::now()));
+        let (server_end, loadgen_end) = (server(), crate::cpu_seconds());
+        WindowCpu {
+            server_s: server_start.zip(server_end).map(|(a, b)| b - a),
+            loadgen_s: loadgen_end - loadgen_start,
+            wall_s: wall_start.elapsed().as_secs_f64(),
+        }
+    })
+}
+
+/// The sampler's figures (an empty window if its thread panicked).
+fn join_window(sampler: JoinHandle<WindowCpu>) -> WindowCpu {
+    sampler.join().unwrap_or(WindowCpu { server_s: None, loadgen_s: 0.0, wall_s: 0.0 })
+}
+
 /// Runs one workload against the server on `port`; Ok(false) if a message was lost.
 pub(crate) fn run(workload: &str, port: u16, options: &Options) -> Result<bool, String> {
     let seconds = options.number("--seconds", 10)?;
+    let server_pid = match options.number("--server-pid", 0)? {
+        0 => None,
+        pid => Some(pid),
+    };
+    READ_BUFFER.store(options.number("--read-buffer", 64 << 10)?.max(4096) as usize, Ordering::Relaxed);
     // Event-loop threads: half the cores by default, so the server under test keeps the other
     // half (on a 2-core machine one thread drives every connection, and shows its CPU use).
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
@@ -49,10 +108,13 @@ pub(crate) fn run(workload: &str, port: u16, options: &Options) -> Result<bool, 
     let cpu_start = crate::cpu_seconds();
     let wall_start = Instant::now();
     let (ok, fields) = match workload {
-        "echo" => echo(port, options.number("--clients", 100)? as usize, options.number("--window", 8)? as usize, options.number("--size", 64)? as usize, seconds, threads)?,
-        "broadcast" => broadcast(port, options.number("--clients", 1000)? as usize, seconds, threads, skip_first)?,
+        "echo" => {
+            let shape = EchoShape { clients: options.number("--clients", 100)? as usize, window: options.number("--window", 8)? as usize, size: options.number("--size", 64)? as usize };
+            echo(port, shape, seconds, threads, server_pid)?
+        }
+        "broadcast" => broadcast(port, options.number("--clients", 1000)? as usize, seconds, threads, skip_first, server_pid)?,
         "idle" => idle(port, options.number("--clients", 10_000)? as usize, seconds)?,
-        "churn" => churn(port, seconds, options.number("--threads", 8)? as usize)?,
+        "churn" => churn(port, seconds, options.number("--threads", 8)? as usize, server_pid)?,
         other => return Err(format!("unknown workload {other}")),
     };
     let cpu = crate::cpu_seconds() - cpu_start;
@@ -64,7 +126,7 @@ pub(crate) fn run(workload: &str, port: u16, options: &Options) -> Result<bool, 
 
 fn config() -> WebSocketConfig {
     let mut config = WebSocketConfig::default();
-    config.read_buffer_size = 64 << 10;
+    config.read_buffer_size = READ_BUFFER.load(Ordering::Relaxed);
     config.max_message_size = Some(64 << 20);
     config.max_frame_size = Some(64 << 20);
     config
@@ -124,10 +186,19 @@ fn micros_since(base: Instant) -> u64 {
     base.elapsed().as_micros() as u64
 }
 
+/// How many echo clients, messages in flight per client, and bytes per message.
+struct EchoShape {
+    clients: usize,
+    window: usize,
+    size: usize,
+}
+
 /// Echo: each client keeps `window` messages of `size` bytes in flight; each echo must come back
-/// intact and in order. Measures messages per second and round-trip latency after a one-second
-/// warm-up, then waits for every message still in flight.
-fn echo(port: u16, clients: usize, window: usize, size: usize, seconds: u64, threads: usize) -> Result<(bool, String), String> {
+/// intact and in order. Measures messages per second, round-trip latency and (with the server's
+/// pid) the server's CPU per message after a one-second warm-up, then waits for every message
+/// still in flight.
+fn echo(port: u16, shape: EchoShape, seconds: u64, threads: usize, server_pid: Option<u64>) -> Result<(bool, String), String> {
+    let EchoShape { clients, window, size } = shape;
     if size < 16 {
         return Err("--size must be at least 16 bytes".into());
     }
@@ -135,21 +206,24 @@ fn echo(port: u16, clients: usize, window: usize, size: usize, seconds: u64, thr
     let base = Instant::now();
     let warm_until = base + Duration::from_secs(1);
     let send_until = warm_until + Duration::from_secs(seconds);
+    let sampler = sample_window(server_pid, warm_until, send_until);
     let groups = split(connections, threads);
     let tally = on_threads(groups, move |group| echo_worker(group, window, size, base, warm_until, send_until))?;
+    let cpu = join_window(sampler);
     let elapsed = seconds as f64;
     let mut latencies = tally.latencies_us;
     latencies.sort_unstable();
     let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0);
     let ok = tally.errors == 0 && tally.measured > 0;
     let fields = format!(
-        "clients={clients} size={size} window={window} messages={} errors={} messages_per_s={:.0} mb_per_s={:.1} p50_us={} p99_us={}{}",
+        "clients={clients} size={size} window={window} messages={} errors={} messages_per_s={:.0} mb_per_s={:.1} p50_us={} p99_us={}{}{}",
         tally.received,
         tally.errors,
         tally.measured as f64 / elapsed,
         tally.measured as f64 * size as f64 / elapsed / 1e6,
         pct(0.50),
         pct(0.99),
+        cpu.fields("message", tally.measured),
         tally.first_error.map(|e| format!(" first_error=\"{e}\"")).unwrap_or_default()
     );
     Ok((ok, fields))
@@ -263,18 +337,21 @@ fn echo_worker(group: Vec<(TcpStream, Vec<u8>)>, window: usize, size: usize, bas
 
 /// Broadcast: `clients` connections receive the server's ticks (8-byte tick number first) for
 /// `seconds`; every client must see consecutive tick numbers.
-fn broadcast(port: u16, clients: usize, seconds: u64, threads: usize, skip_first: bool) -> Result<(bool, String), String> {
+fn broadcast(port: u16, clients: usize, seconds: u64, threads: usize, skip_first: bool, server_pid: Option<u64>) -> Result<(bool, String), String> {
     let started = Instant::now();
     let connections = handshake::connect_many(port, clients, 32)?;
     let connect_s = started.elapsed().as_secs_f64();
     let until = Instant::now() + Duration::from_secs(seconds);
+    let sampler = sample_window(server_pid, Instant::now(), until);
     let tally = on_threads(split(connections, threads), move |group| broadcast_worker(group, until, skip_first))?;
+    let cpu = join_window(sampler);
     let ok = tally.errors == 0 && tally.min_ticks > 0;
     let fields = format!(
-        "clients={clients} connect_s={connect_s:.1} messages={} errors={} min_ticks_per_client={}{}",
+        "clients={clients} connect_s={connect_s:.1} messages={} errors={} min_ticks_per_client={}{}{}",
         tally.received,
         tally.errors,
         tally.min_ticks,
+        cpu.fields("message", tally.received),
         tally.first_error.map(|e| format!(" first_error=\"{e}\"")).unwrap_or_default()
     );
     Ok((ok, fields))
@@ -360,8 +437,9 @@ fn idle(port: u16, clients: usize, seconds: u64) -> Result<(bool, String), Strin
 
 /// Churn: `threads` threads connect, complete the handshake and close, again and again, for
 /// `seconds`.
-fn churn(port: u16, seconds: u64, threads: usize) -> Result<(bool, String), String> {
+fn churn(port: u16, seconds: u64, threads: usize, server_pid: Option<u64>) -> Result<(bool, String), String> {
     let until = Instant::now() + Duration::from_secs(seconds);
+    let sampler = sample_window(server_pid, Instant::now(), until);
     let handles: Vec<_> = (0..threads.max(1))
         .map(|_| {
             std::thread::spawn(move || {
@@ -396,11 +474,13 @@ fn churn(port: u16, seconds: u64, threads: usize) -> Result<(bool, String), Stri
             first_error = e;
         }
     }
+    let cpu = join_window(sampler);
     Ok((
         failures == 0 && done > 0,
         format!(
-            "connections={done} failures={failures} connections_per_s={:.0}{}",
+            "connections={done} failures={failures} connections_per_s={:.0}{}{}",
             done as f64 / seconds as f64,
+            cpu.fields("connection", done),
             first_error.map(|e| format!(" first_error=\"{e}\"")).unwrap_or_default()
         ),
     ))

@@ -1,15 +1,20 @@
 //! `wsrs-bench`: the benchmark programs `cargo xtask bench` runs (built in release mode).
 //!
 //! - `wsrs-bench load <workload> <port> [--clients N] [--window N] [--size BYTES] [--seconds S]
-//!   [--threads N] [--skip-first]`: the load generator (event-loop threads: half the cores unless
-//!   `--threads` says otherwise; churn uses 8 connecting threads). Workloads: `echo` (pipelined messages,
-//!   every echo checked in order, round-trip latency), `broadcast` (receive a server's ticks,
-//!   each client checks it gets every tick in order), `idle` (hold N open connections), `churn`
-//!   (connect, handshake, close, as fast as possible). Prints one `RESULT key=value ...` line and
-//!   exits non-zero if a message was lost, reordered or corrupted.
-//! - `wsrs-bench ceiling <port> <echo|broadcast|idle> <expected peers>`: a WebSocket server made of
-//!   tungstenite and mio alone, one thread, no engine: the ceiling for our stack. Prints `BENCH`
-//!   lines like the Godot bench servers.
+//!   [--threads N] [--skip-first] [--server-pid PID] [--read-buffer BYTES]`: the load generator
+//!   (event-loop threads: half the cores unless `--threads` says otherwise; churn uses 8
+//!   connecting threads). Workloads: `echo` (pipelined messages, every echo checked in order,
+//!   round-trip latency), `broadcast` (receive a server's ticks, each client checks it gets every
+//!   tick in order), `idle` (hold N open connections), `churn` (connect, handshake, close, as fast
+//!   as possible). With `--server-pid` it also reads the server's CPU time (user + system, all its
+//!   threads, from /proc) at the start and end of the measured window and reports it per message
+//!   or connection. `--read-buffer` sets tungstenite's read buffer of each connection (64 KiB by
+//!   default). Prints one `RESULT key=value ...` line and exits non-zero if a message was lost,
+//!   reordered or corrupted.
+//! - `wsrs-bench ceiling <port> <echo|broadcast|idle> <expected peers> [--read-buffer BYTES]`: a
+//!   WebSocket server made of tungstenite and mio alone, one thread, no engine: the ceiling for
+//!   our stack (4 KiB read buffer, like our core, unless `--read-buffer` says otherwise). Prints
+//!   `BENCH` lines like the Godot bench servers.
 
 mod ceiling;
 mod handshake;
@@ -43,14 +48,17 @@ impl Options {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: wsrs-bench load <echo|broadcast|idle|churn> <port> [options] | wsrs-bench ceiling <port> <echo|broadcast|idle> <expected peers>";
+    let usage = "usage: wsrs-bench load <echo|broadcast|idle|churn> <port> [options] | wsrs-bench ceiling <port> <echo|broadcast|idle> <expected peers> [--read-buffer BYTES]";
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["load", workload, port, ..] => port
             .parse()
             .map_err(|_| format!("bad port {port}"))
             .and_then(|port| load::run(workload, port, &Options { args: args[3..].to_vec() })),
-        ["ceiling", port, mode, expected] => match (port.parse(), expected.parse()) {
-            (Ok(port), Ok(expected)) => ceiling::run(port, mode, expected).map(|()| true),
+        ["ceiling", port, mode, expected, ..] => match (port.parse(), expected.parse()) {
+            (Ok(port), Ok(expected)) => Options { args: args[4..].to_vec() }
+                .number("--read-buffer", 4096)
+                .and_then(|read_buffer| ceiling::run(port, mode, expected, read_buffer as usize))
+                .map(|()| true),
             _ => Err(usage.to_string()),
         },
         _ => Err(usage.to_string()),
@@ -67,11 +75,19 @@ fn main() -> ExitCode {
 
 /// Seconds of CPU (user + system) this process has used so far; 0 where /proc is missing.
 pub(crate) fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    process_cpu_seconds("self").unwrap_or(0.0)
+}
+
+/// Seconds of CPU (user + system, every thread, those that ended included) the process `pid`
+/// (a number, or `self`) has used so far, from `/proc/<pid>/stat`; None where it cannot be read.
+pub(crate) fn process_cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which is in parentheses and may hold spaces).
-    let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else { return 0.0 };
+    let rest = stat.rsplit_once(')').map(|(_, rest)| rest)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let ticks: f64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<f64>().ok()).sum();
-    ticks / 100.0
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name, counted
+    // in clock ticks of 1/100 s (USER_HZ, 100 on every Linux this runs on).
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }

@@ -11,9 +11,10 @@
 //! - `soak [--seconds N]`: 500 clients connect, exchange checked messages and leave, for 10
 //!   minutes by default; reports lost messages and server memory growth;
 //! - `fuzz [--seconds N]`: a libFuzzer run of every `fuzz/` target, a minute each by default;
-//! - `bench [--quick]`: ours, Godot's built-in WebSocket and a pure-tungstenite ceiling under the
-//!   same load generator; writes `docs/bench/` (`--quick`: a smoke run under a minute, written to
-//!   `target/bench-quick/`);
+//! - `bench [--quick] [--only PARTS]`: ours, Godot's built-in WebSocket, a pure-tungstenite
+//!   ceiling and Bun under the same load generator, then Godot-to-Godot RPCs over ours, the
+//!   built-in and ENet; writes `docs/bench/` (`--quick`: a smoke run of a few minutes, and
+//!   `--only raw,rpc:enet,...`: some parts only, both written to `target/bench-quick/`);
 //! - `godot`: print the Godot 4.6+ binary used (provisioning it if needed);
 //! - `package [--prebuilt DIR] [--test]`: write `target/package/websocket_rs-<version>.zip` with
 //!   `addons/websocket_rs/` (this platform's release build, or every library from DIR);
@@ -62,7 +63,7 @@ fn main() -> ExitCode {
             let seconds = seconds_arg(&args).unwrap_or(60);
             fuzz::run(&root(), &target_dir(), seconds).map(exit_code)
         }
-        Some("bench") => bench_command(args.iter().any(|a| a == "--quick")),
+        Some("bench") => bench_command(&args),
         Some("godot") => godot::find_or_provision().map(|g| {
             println!("{}", g.display());
             ExitCode::SUCCESS
@@ -75,7 +76,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         _ => {
-            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | fuzz [--seconds N] | bench [--quick] | godot | package [--prebuilt DIR] [--test] | docs [--screenshot] | workflows | version>");
+            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | fuzz [--seconds N] | bench [--quick] [--only PARTS] | godot | package [--prebuilt DIR] [--test] | docs [--screenshot] | workflows | version>");
             return ExitCode::from(2);
         }
     };
@@ -89,13 +90,19 @@ fn main() -> ExitCode {
 }
 
 /// Builds the release extension and load generator, then runs the benchmarks.
-fn bench_command(quick: bool) -> Result<ExitCode, String> {
+fn bench_command(args: &[String]) -> Result<ExitCode, String> {
+    let only = match args.iter().position(|a| a == "--only").map(|i| args.get(i + 1)) {
+        Some(Some(parts)) => parts.split(',').map(str::to_string).collect(),
+        Some(None) => return Err("--only needs parts, e.g. --only raw:ours,rpc".into()),
+        None => Vec::new(),
+    };
+    let options = bench::Options { quick: args.iter().any(|a| a == "--quick"), only };
     build_with(true, Backend::Rustls)?;
     process::run_checked(Command::new(env!("CARGO")).current_dir(root()).args(["build", "--release", "-p", "websocket_rs_bench"]))?;
     let loadgen = target_dir().join("release").join(if cfg!(windows) { "wsrs-bench.exe" } else { "wsrs-bench" });
     let godot = godot::find_or_provision()?;
     godot::import_project(&godot, &root().join("godot-project"))?;
-    let ok = bench::run(&godot, &root(), &loadgen, quick, &target_dir().join("bench-quick"))?;
+    let ok = bench::run(&godot, &root(), &loadgen, &target_dir(), &options)?;
     // The tests and the demo expect the debug build.
     build(false)?;
     Ok(exit_code(ok))

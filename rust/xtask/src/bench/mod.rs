@@ -1,0 +1,130 @@
+//! `cargo xtask bench [--quick] [--only SELECTORS]`, two parts:
+//! - **load generator** (`raw.rs`): the same workloads from the same load generator
+//!   (`rust/bench`, `wsrs-bench load`) against four servers on this machine: **ours**
+//!   (`WebSocketServer` in headless Godot, `godot-project/bench/ours_server.gd`), Godot's
+//!   **built-in** classes (`godot-project/bench/builtin_server.gd`), the **ceiling** (tungstenite
+//!   and mio alone, `wsrs-bench ceiling`) and **Bun** (`Bun.serve`, `rust/bench/bun/server.js`,
+//!   installed by `bun.rs`). Workloads: echo uncapped and at a 60 Hz tick, round trip with one
+//!   message in flight, 1 MiB messages (buffers sized, and default settings), broadcast, idle
+//!   connections, churn; every row with the server's CPU (all threads, from /proc).
+//! - **Godot to Godot** (`rpc.rs`): reliable RPCs between two Godot processes through
+//!   SceneMultiplayer over ours, ours inline, the built-in `WebSocketMultiplayerPeer` and ENet,
+//!   with the loops uncapped, capped at 1000 fps, and uncapped on one core each.
+//!
+//! Every message and RPC is checked by its receiver; a run that loses one fails and writes
+//! nothing. Results go to `docs/bench/README.md` and `docs/bench/chart.svg` (`report.rs`); a
+//! `--quick` or `--only` run writes them under `target/bench-quick/` instead.
+
+mod bun;
+mod raw;
+mod report;
+mod rpc;
+mod running;
+
+use std::path::Path;
+
+use raw::{RawBench, Server};
+
+/// How long and how large each workload runs.
+pub(super) struct Scale {
+    /// Seconds each load generator workload measures.
+    seconds: u64,
+    /// Seconds of the one-in-flight round-trip run.
+    latency_seconds: u64,
+    /// Clients of the uncapped echo.
+    echo_clients: usize,
+    /// Clients of the broadcast.
+    broadcast_clients: usize,
+    /// Connections of the idle workload.
+    idle_clients: usize,
+    /// Seconds the idle server's CPU is measured, every connection open.
+    idle_cpu_seconds: u64,
+    /// Seconds each RPC run measures throughput.
+    rpc_seconds: u64,
+    /// Seconds each RPC run measures the round trip with one in flight.
+    rpc_latency_seconds: u64,
+}
+
+/// What `cargo xtask bench` was asked to do.
+pub(crate) struct Options {
+    /// A smoke run: one second per workload, fewer connections; written under `target/`.
+    pub(crate) quick: bool,
+    /// Only these parts (`raw`, `rpc`, `raw:<ours|builtin|ceiling|bun>`,
+    /// `rpc:<ours|ours_inline|builtin|enet>`); empty for everything.
+    pub(crate) only: Vec<String>,
+}
+
+impl Options {
+    /// Whether the load generator runs against `server`.
+    fn runs_server(&self, server: Server) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == "raw" || *o == format!("raw:{}", server.key()))
+    }
+
+    /// The RPC transports to run.
+    fn rpc_transports(&self) -> Vec<rpc::Transport> {
+        rpc::Transport::ALL
+            .into_iter()
+            .filter(|t| self.only.is_empty() || self.only.iter().any(|o| o == "rpc" || *o == format!("rpc:{}", t.key())))
+            .collect()
+    }
+}
+
+/// Runs every workload against every server, then the RPC workload; Ok(false) when a run lost,
+/// reordered or corrupted a message.
+pub(crate) fn run(godot: &Path, root: &Path, loadgen: &Path, target_dir: &Path, options: &Options) -> Result<bool, String> {
+    let known = ["raw", "rpc", "raw:ours", "raw:builtin", "raw:ceiling", "raw:bun", "rpc:ours", "rpc:ours_inline", "rpc:builtin", "rpc:enet"];
+    if let Some(unknown) = options.only.iter().find(|o| !known.contains(&o.as_str())) {
+        return Err(format!("--only {unknown}: choose among {}", known.join(", ")));
+    }
+    let scale = if options.quick {
+        Scale { seconds: 1, latency_seconds: 1, echo_clients: 100, broadcast_clients: 200, idle_clients: 1000, idle_cpu_seconds: 1, rpc_seconds: 1, rpc_latency_seconds: 1 }
+    } else {
+        Scale { seconds: 10, latency_seconds: 5, echo_clients: 100, broadcast_clients: 1000, idle_clients: 10_000, idle_cpu_seconds: 2, rpc_seconds: 10, rpc_latency_seconds: 5 }
+    };
+    let started = std::time::Instant::now();
+    let runs_bun = options.runs_server(Server::Bun);
+    let bun = if runs_bun { bun::bun(target_dir) } else { Err("not run (--only)".into()) };
+    let mut raw = RawBench {
+        godot: godot.to_path_buf(),
+        project: root.join("godot-project"),
+        loadgen: loadgen.to_path_buf(),
+        bun_script: root.join("rust/bench/bun/server.js"),
+        bun,
+        scale,
+        log: Vec::new(),
+    };
+    let mut figures = Vec::new();
+    let mut ok = true;
+    for server in Server::ALL {
+        println!("== {}", server.label());
+        if !options.runs_server(server) {
+            println!("  skipped (--only)");
+            figures.push(RawBench::skipped("not run (--only)"));
+            continue;
+        }
+        let (f, passed) = raw.measure(server)?;
+        ok &= passed;
+        figures.push(f);
+    }
+    let mut rpc_log = Vec::new();
+    let transports = options.rpc_transports();
+    let (rpc_rows, passed) = rpc::run(godot, &root.join("godot-project"), &raw.scale, &transports, &mut rpc_log)?;
+    ok &= passed;
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    if !ok {
+        println!("bench: a run lost, reordered or corrupted messages (see above); nothing written");
+        return Ok(false);
+    }
+    let markdown = report::markdown(&report::Context { root, godot, raw: &raw, figures: &figures, rpc_rows: &rpc_rows, rpc_log: &rpc_log, options, minutes });
+    let svg = report::chart_svg(&figures);
+    // A quick or partial run is a smoke test: its figures stay out of the committed report.
+    let partial = options.quick || !options.only.is_empty();
+    let dir = if partial { target_dir.join("bench-quick") } else { root.join("docs/bench") };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let (md_path, svg_path) = (dir.join("README.md"), dir.join("chart.svg"));
+    std::fs::write(&md_path, &markdown).map_err(|e| format!("cannot write {}: {e}", md_path.display()))?;
+    std::fs::write(&svg_path, svg).map_err(|e| format!("cannot write {}: {e}", svg_path.display()))?;
+    println!("{markdown}");
+    println!("bench: wrote {} and {} ({minutes:.1} minutes)", md_path.display(), svg_path.display());
+    Ok(true)
+}

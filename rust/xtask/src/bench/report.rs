@@ -1,0 +1,419 @@
+//! The report `cargo xtask bench` writes: `README.md` (tables, how to read them, every raw
+//! result line) and `chart.svg`.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::bun::BUN_VERSION;
+use super::raw::{Figures, Metric, RawBench, Value, LOADGEN_ECHO, LOADGEN_TICK, METRICS};
+use super::rpc::{Loops, RpcFigures, RpcRow, Transport};
+use super::Options;
+
+/// Everything the report is made from.
+pub(super) struct Context<'a> {
+    /// The repository root.
+    pub(super) root: &'a Path,
+    /// The Godot binary (for its version).
+    pub(super) godot: &'a Path,
+    /// The load generator's part, with its RESULT lines.
+    pub(super) raw: &'a RawBench,
+    /// Figures of ours, built-in, ceiling and Bun, in that order.
+    pub(super) figures: &'a [Figures],
+    /// The Godot-to-Godot rows.
+    pub(super) rpc_rows: &'a [RpcRow],
+    /// The RPC runs' RESULT and SERVER lines.
+    pub(super) rpc_log: &'a [String],
+    /// What the bench was asked to do.
+    pub(super) options: &'a Options,
+    /// How long the whole bench took.
+    pub(super) minutes: f64,
+}
+
+/// A server's value of a metric, if it was measured.
+fn number(figures: &Figures, id: &str) -> Option<f64> {
+    match figures.get(id) {
+        Some(Value::Num(v)) => Some(*v),
+        _ => None,
+    }
+}
+
+/// How many times better `ours` is than `other` (>1: ours is better); None if either is missing.
+fn advantage(metric: &Metric, ours: Option<f64>, other: Option<f64>) -> Option<f64> {
+    let (ours, other) = (ours?, other?);
+    if ours <= 0.0 || other <= 0.0 {
+        return None;
+    }
+    Some(if metric.higher_is_better { ours / other } else { other / ours })
+}
+
+/// A number with as many digits as it deserves.
+fn format_value(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else if v >= 0.1 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// A table cell: the number, or "n/a: why".
+fn cell(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::Num(v)) => format_value(*v),
+        Some(Value::Skipped(why)) => format!("n/a: {why}"),
+        None => "n/a".into(),
+    }
+}
+
+/// A ratio cell: "2.50x better", "0.40x worse" or "n/a".
+fn ratio_cell(ratio: Option<f64>) -> String {
+    match ratio {
+        Some(r) => format!("{r:.2}x {}", if r >= 1.0 { "better" } else { "worse" }),
+        None => "n/a".into(),
+    }
+}
+
+fn command_output(program: &str, args: &[&str], dir: &Path) -> String {
+    Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map(|kib| format!("{:.1} GiB RAM", kib / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores available, {memory}, {} {}", std::env::consts::OS, std::env::consts::ARCH)
+}
+
+/// The load generator's CPU in one workload's window against each server, "a% / b% / c% / d%".
+fn loadgen_cpu(figures: &[Figures], id: &str) -> String {
+    figures.iter().map(|f| number(f, id).map_or("n/a".into(), |v| format!("{v:.0}%"))).collect::<Vec<_>>().join(" / ")
+}
+
+/// The whole README.md.
+pub(super) fn markdown(cx: &Context) -> String {
+    let root = cx.root;
+    let scale = &cx.raw.scale;
+    let commit = command_output("git", &["rev-parse", "--short", "HEAD"], root);
+    let dirty = !command_output("git", &["status", "--porcelain", "--untracked-files=no"], root).is_empty();
+    let godot = command_output(&cx.godot.display().to_string(), &["--version"], root);
+    let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"], root);
+    let mut flags = String::new();
+    if cx.options.quick {
+        flags.push_str(" --quick");
+    }
+    if !cx.options.only.is_empty() {
+        flags.push_str(&format!(" --only {}", cx.options.only.join(",")));
+    }
+    let mut md = String::new();
+    md.push_str("# Benchmarks\n\n");
+    md.push_str(&format!(
+        "Written by `cargo xtask bench{flags}` on {date} (the run took {:.1} minutes): commit `{commit}`{}, Godot {godot}, {}.\n\
+         Every message and every RPC is checked at its receiver (count, order and content); a run that loses one \
+         fails and writes nothing. \"Server CPU\" is the user + system time of all the server process's threads \
+         (`/proc/<pid>/stat`, fields 14 and 15) over the measured window, divided by what it handled in that window.\n\n",
+        cx.minutes,
+        if dirty { " with uncommitted changes" } else { "" },
+        machine(),
+    ));
+
+    md.push_str("## Load generator against four servers\n\n");
+    md.push_str(&format!(
+        "One load generator (`rust/bench`, `wsrs-bench load`, release build, one event-loop thread on this machine) \
+         drives four servers on this machine in turn: **ours** (`WebSocketServer` in headless Godot, release build, \
+         `godot-project/bench/ours_server.gd`), Godot's **built-in** classes in headless Godot (`TCPServer` + \
+         `WebSocketPeer.accept_stream` for raw workloads, `WebSocketMultiplayerPeer` for broadcast; \
+         `godot-project/bench/builtin_server.gd`), the **ceiling**: tungstenite and mio on one thread with no engine \
+         (`wsrs-bench ceiling`), and **Bun** {BUN_VERSION} (`Bun.serve` with its `websocket` handlers, uWebSockets inside, \
+         one JavaScript callback per message; `rust/bench/bun/server.js`; the `bun` binary of the npm package \
+         `@oven/bun-linux-x64`, installed by xtask). Each workload measures {} s after a one-second warm-up \
+         (the round trip: {} s).\n\n",
+        scale.seconds, scale.latency_seconds
+    ));
+    md.push_str("![chart](chart.svg)\n\n");
+    md.push_str("| workload | unit | ours | built-in | ceiling | Bun | ours vs built-in | ours vs Bun | ours / ceiling |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    let get = |i: usize, id: &str| cx.figures.get(i).and_then(|f| number(f, id));
+    for metric in &METRICS {
+        let cells: Vec<String> = (0..4).map(|i| cell(cx.figures.get(i).and_then(|f| f.get(metric.id)))).collect();
+        let of_ceiling = advantage(metric, get(0, metric.id), get(2, metric.id)).map_or("n/a".into(), |r| format!("{:.0}%", r * 100.0));
+        md.push_str(&format!(
+            "| {} | {} {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            metric.name,
+            metric.unit,
+            if metric.higher_is_better { "(higher is better)" } else { "(lower is better)" },
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            ratio_cell(advantage(metric, get(0, metric.id), get(1, metric.id))),
+            ratio_cell(advantage(metric, get(0, metric.id), get(3, metric.id))),
+            of_ceiling
+        ));
+    }
+    md.push_str(&format!(
+        "\n\"ours vs built-in\" and \"ours vs Bun\" are how many times better ours is (a speed-up, or a reduction for \
+         lower-is-better figures); \"ours / ceiling\" is ours as a share of the ceiling's performance.\n\n\
+         How to read it:\n\
+         - **Server CPU per message** is the fair comparison between servers: a server's messages per CPU-second are \
+         1,000,000 divided by its µs per message, whatever limited its messages/s. The load generator used \
+         {} of one core in (a)'s window and {} in (b)'s, against ours / built-in / ceiling / Bun; where it is near \
+         100% the load generator, not the server, set that row's messages/s (the committed bench before this one \
+         compared the ceiling's messages/s while the load generator was saturated). On this 2-core machine a second \
+         load-generator thread would only take the core the server runs on, so the bench reports per CPU instead.\n\
+         - (a) runs the Godot servers' loops uncapped (`Engine.max_fps = 0`, `OS.low_processor_usage_mode_sleep_usec = 0`; \
+         headless Godot otherwise sleeps 6.9 ms a frame): their main thread never sleeps, so their CPU per message in (a) \
+         includes the spinning. (b) caps them at 60 frames a second (`Engine.max_fps = 60`, no extra sleep), as a game \
+         server runs, with 50 clients keeping 256 messages each in flight: its CPU per message is what a message costs. \
+         The ceiling and Bun have no frame loop; they echo as messages arrive in (a) and (b) alike. Every server echoes \
+         each message as it is received (GDScript's `data_received` handler for ours, a poll of every `WebSocketPeer` \
+         each frame for the built-in).\n\
+         - (c) is a separate run at low load: 4 clients with one 64-byte message each in flight, loops uncapped. \
+         The p50/p99 of the saturated runs (a) and (b) are in the raw lines below; they measure queueing, not the server.\n\
+         - (d) 4 clients keep 2 messages of 1 MiB each in flight. \"Buffers sized\": the Godot servers' \
+         `inbound_buffer_size` and `outbound_buffer_size` are 16 MiB (ours also `max_message_size` 64 MiB), and the \
+         ceiling and the load generator read 1 MiB at a time (tungstenite's `read_buffer_size`; the ceiling otherwise \
+         reads 4 KiB at a time like our core, whose read buffer has no setting). \"Default settings\": every server as \
+         shipped (ours: 64 KiB queues, so a second message waits, refused by `send`, until the first is out; the \
+         load generator reads 64 KiB at a time). CPU per message is in ms per 1 MiB message.\n\
+         - (e) and (f) run at 60 frames a second with {} and {} clients. \"Main thread\" times only the server's own \
+         calls on Godot's main thread (`poll()` and the sends; our I/O thread's work is not in it) and, for the \
+         ceiling and Bun, the time spent sending each tick; \"server CPU, all threads\" counts everything, so it \
+         compares like with like. The load generator connects every client first; only frames with every client \
+         connected are measured. Godot's `WebSocketMultiplayerPeer` admits one connection per `poll()`, so its \
+         clients wait (and some are reset and retried: `connect_retries`) before (e) starts. (f)'s memory is the \
+         server's resident memory growth divided by the connections, its CPU is measured for {} s with every \
+         connection open.\n\
+         - (g) 8 threads connect, finish the handshake and close, as fast as they can.\n\n",
+        loadgen_cpu(cx.figures, LOADGEN_ECHO),
+        loadgen_cpu(cx.figures, LOADGEN_TICK),
+        scale.broadcast_clients,
+        scale.idle_clients,
+        scale.idle_cpu_seconds
+    ));
+
+    md.push_str("## Godot to Godot: reliable RPCs through SceneMultiplayer\n\n");
+    md.push_str(&format!(
+        "A server process and a client process (headless Godot, `godot-project/bench/rpc_bench.gd` and \
+         `rpc_node.gd`) with the same node at `/root/Bench`: the client calls `ping.rpc_id(1, seq, payload)` \
+         (`@rpc(\"any_peer\", \"call_remote\", \"reliable\")`, a 64-byte `PackedByteArray`), the server answers each \
+         with `pong.rpc_id(sender, seq, payload)`. Throughput: the client keeps 32 pings in flight (each pong sends \
+         the next) and counts round trips for {} s after a one-second warm-up; the CPU of both processes (all \
+         threads) is divided by those round trips. Round trip: after every ping in flight has come back, one ping at \
+         a time for {} s. The client checks every pong's sequence number and payload; the server checks every \
+         client's pings are in order and intact, and its count of answered pings must equal the client's. \
+         Transports: ours (`WebSocketServer.create_server` / `WebSocketClient.create_client`), ours inline (the \
+         same with `use_io_thread = false` on both before they start: the socket work runs inside `poll()` on the game \
+         thread), the built-in `WebSocketMultiplayerPeer`, and `ENetMultiplayerPeer`. Loops: uncapped \
+         (`Engine.max_fps = 0`), capped at 1000 fps (`Engine.max_fps = 1000`), and uncapped with the server on CPU 0 \
+         and the client on CPU 1 (`taskset -c 0` / `taskset -c 1`); always `OS.low_processor_usage_mode_sleep_usec = 0`.\n\n",
+        scale.rpc_seconds, scale.rpc_latency_seconds
+    ));
+    md.push_str(
+        "| loops | transport | RPCs/s, 32 in flight (higher is better) | vs built-in | server CPU µs/RPC (lower is better) | client CPU µs/RPC (lower is better) | round trip p50 µs, one in flight (lower is better) | p99 µs |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for loops in Loops::ALL {
+        let builtin = cx.rpc_rows.iter().find(|r| r.loops == loops && r.transport == Transport::Builtin).and_then(|r| r.outcome.as_ref().ok()).map(|f| f.rpcs_per_s);
+        for row in cx.rpc_rows.iter().filter(|r| r.loops == loops) {
+            match &row.outcome {
+                Ok(f) => md.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                    loops.label(),
+                    row.transport.label(),
+                    format_value(f.rpcs_per_s),
+                    builtin.filter(|b| *b > 0.0).map_or("n/a".into(), |b| format!("{:.2}x", f.rpcs_per_s / b)),
+                    f.server_cpu_us.map_or("n/a".into(), format_value),
+                    format_value(f.client_cpu_us),
+                    format_value(f.p50_us),
+                    format_value(f.p99_us)
+                )),
+                Err(why) => md.push_str(&format!("| {} | {} | skipped: {why} | | | | | |\n", loops.label(), row.transport.label())),
+            }
+        }
+    }
+    md.push_str(
+        "\nAn RPC here is one round trip: a ping RPC and its pong RPC; \"vs built-in\" divides a row's RPCs/s by the \
+         built-in's with the same loops. An uncapped loop never sleeps, so CPU per RPC there includes the spinning of \
+         both main threads; the capped rows show what the work costs. Unpinned and uncapped, the two spinning \
+         processes (and our I/O threads) share the machine's cores with whatever else runs, so a message may wait for a \
+         scheduler time slice: that shows in the p99 of those rows, and in their p50 when the machine is busy. \
+         Capped at 1000 fps, a round trip takes at least a frame on each side.\n\n",
+    );
+
+    md.push_str(&targets(cx));
+    md.push_str("## Raw results\n\nLoad generator (`wsrs-bench load`) RESULT lines, by server:\n\n```\n");
+    for line in &cx.raw.log {
+        md.push_str(line);
+        md.push('\n');
+    }
+    md.push_str("```\n\nGodot to Godot: the client's RESULT line and the server's last SERVER line of each run:\n\n```\n");
+    for line in cx.rpc_log {
+        md.push_str(line);
+        md.push('\n');
+    }
+    md.push_str("```\n");
+    md
+}
+
+/// The RPC figures of `transport` with `loops`, if measured.
+fn rpc_figures(rows: &[RpcRow], loops: Loops, transport: Transport) -> Option<&RpcFigures> {
+    rows.iter().find(|r| r.loops == loops && r.transport == transport).and_then(|r| r.outcome.as_ref().ok())
+}
+
+/// Whether `ours` is at least as good as `theirs`, counting a difference under 1% as equal (a
+/// capped loop's round trip is a whole number of frames; the last microsecond is noise).
+fn at_least(ours: f64, theirs: f64, higher_is_better: bool) -> bool {
+    let tolerance = 0.01 * theirs.abs();
+    if higher_is_better {
+        ours >= theirs - tolerance
+    } else {
+        ours <= theirs + tolerance
+    }
+}
+
+/// "met", "not met", or "not measured".
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "**not met**",
+        None => "not measured",
+    }
+}
+
+/// Issue 14's targets, each checked against this run's figures.
+fn targets(cx: &Context) -> String {
+    let mut md = String::from(
+        "## Targets (issue 14)\n\nChecked against this run's figures (a difference under 1% counts as equal); \"ours\" \
+         is the better of ours and ours inline (named when it is the inline one).\n\n| target | figures | |\n|---|---|---|\n",
+    );
+    let rows = cx.rpc_rows;
+    // The better of ours and ours inline by `score` (higher is better), with its name.
+    let best_ours = |loops: Loops, score: fn(&RpcFigures) -> f64| -> Option<(&'static str, &RpcFigures)> {
+        let candidates = [("ours", rpc_figures(rows, loops, Transport::Ours)), ("ours inline", rpc_figures(rows, loops, Transport::OursInline))];
+        candidates.into_iter().filter_map(|(name, f)| Some((name, f?))).max_by(|a, b| score(a.1).total_cmp(&score(b.1)))
+    };
+    for loops in Loops::ALL {
+        let others: &[Transport] = if loops == Loops::Capped { &[Transport::Builtin, Transport::Enet] } else { &[Transport::Builtin] };
+        for &other in others {
+            let theirs = rpc_figures(rows, loops, other);
+            let name = if other == Transport::Enet { "ENet" } else { "the built-in" };
+            let ours = best_ours(loops, |f| f.rpcs_per_s);
+            let met = ours.zip(theirs).map(|((_, o), t)| at_least(o.rpcs_per_s, t.rpcs_per_s, true));
+            md.push_str(&format!(
+                "| RPC throughput, loops {}: ours at least {name} | {} vs {} RPCs/s | {} |\n",
+                loops.label(),
+                ours.map_or("n/a".into(), |(n, f)| format!("{n} {}", format_value(f.rpcs_per_s))),
+                theirs.map_or("n/a".into(), |f| format_value(f.rpcs_per_s)),
+                verdict(met)
+            ));
+            let ours = best_ours(loops, |f| -f.p50_us);
+            let met = ours.zip(theirs).map(|((_, o), t)| at_least(o.p50_us, t.p50_us, false));
+            md.push_str(&format!(
+                "| RPC round trip (p50, one in flight), loops {}: ours at most {name}'s | {} vs {} µs | {} |\n",
+                loops.label(),
+                ours.map_or("n/a".into(), |(n, f)| format!("{n} {}", format_value(f.p50_us))),
+                theirs.map_or("n/a".into(), |f| format_value(f.p50_us)),
+                verdict(met)
+            ));
+        }
+    }
+    let get = |i: usize, id: &str| cx.figures.get(i).and_then(|f| number(f, id));
+    let (ours_cpu, bun_cpu) = (get(0, "tick_cpu"), get(3, "tick_cpu"));
+    md.push_str(&format!(
+        "| echo at a 60 Hz tick: server CPU per message at most Bun's | {} vs {} µs | {} |\n",
+        ours_cpu.map_or("n/a".into(), format_value),
+        bun_cpu.map_or("n/a".into(), format_value),
+        verdict(ours_cpu.zip(bun_cpu).map(|(o, b)| at_least(o, b, false)))
+    ));
+    let (ours_rate, builtin_rate) = (get(0, "tick_rate"), get(1, "tick_rate"));
+    md.push_str(&format!(
+        "| echo at a 60 Hz tick: at least 3x the built-in's messages/s | {} vs 3 x {} messages/s | {} |\n",
+        ours_rate.map_or("n/a".into(), format_value),
+        builtin_rate.map_or("n/a".into(), format_value),
+        verdict(ours_rate.zip(builtin_rate).map(|(o, b)| o >= 3.0 * b))
+    ));
+    let memory = get(0, "idle_memory");
+    md.push_str(&format!(
+        "| idle memory under 16 KiB per connection | {} KiB | {} |\n\n",
+        memory.map_or("n/a".into(), format_value),
+        verdict(memory.map(|m| m < 16.0))
+    ));
+    md
+}
+
+/// A horizontal bar chart: for each metric, each server's advantage over the built-in
+/// (built-in = 1), on a log scale.
+pub(super) fn chart_svg(figures: &[Figures]) -> String {
+    let colours = ["#2f7ed8", "#999999", "#e07b39", "#7a4fbf"];
+    let names = ["ours", "built-in", "ceiling (tungstenite, no engine)", "Bun (uWebSockets)"];
+    let (left, bar_h, gap, width) = (480.0, 10.0, 12.0, 1060.0);
+    let group_h = colours.len() as f64 * bar_h + gap;
+    let height = 60.0 + METRICS.len() as f64 * group_h + 40.0;
+    // log10 scale from 0.1x to 10,000x.
+    let (lo, hi) = (-1.0f64, 4.0f64);
+    let plot_w = width - left - 90.0;
+    let x = |ratio: f64| left + ((ratio.max(1e-3).log10() - lo) / (hi - lo)).clamp(0.0, 1.0) * plot_w;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"18\" font-size=\"14\" font-weight=\"bold\">Times better than Godot's built-in WebSocket (log scale; built-in = 1x)</text>\n"
+    );
+    let mut lx = 10.0;
+    for (label, colour) in names.iter().zip(colours) {
+        svg.push_str(&format!("<rect x=\"{lx}\" y=\"28\" width=\"10\" height=\"10\" fill=\"{colour}\"/><text x=\"{}\" y=\"37\">{label}</text>\n", lx + 14.0));
+        lx += 30.0 + label.len() as f64 * 6.0;
+    }
+    for tick in [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0] {
+        let tx = x(tick);
+        svg.push_str(&format!(
+            "<line x1=\"{tx:.1}\" y1=\"50\" x2=\"{tx:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{tick}x</text>\n",
+            height - 35.0,
+            height - 22.0
+        ));
+    }
+    for (m, metric) in METRICS.iter().enumerate() {
+        let y0 = 55.0 + m as f64 * group_h;
+        let label = metric.name.replace('&', "&amp;");
+        svg.push_str(&format!("<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{label} ({})</text>\n", left - 8.0, y0 + 2.0 * bar_h + 4.0, metric.unit));
+        let builtin = figures.get(1).and_then(|f| number(f, metric.id));
+        for (s, colour) in colours.iter().enumerate() {
+            let y = y0 + s as f64 * bar_h;
+            let value = figures.get(s).and_then(|f| number(f, metric.id));
+            match (value, advantage(metric, value, builtin)) {
+                (Some(value), Some(ratio)) => {
+                    let (x0, x1) = (x(0.1), x(ratio));
+                    svg.push_str(&format!(
+                        "<rect x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"8\">{} ({:.2}x)</text>\n",
+                        (x1 - x0).max(1.0),
+                        bar_h - 2.0,
+                        x1 + 4.0,
+                        y + bar_h - 2.5,
+                        format_value(value),
+                        ratio
+                    ));
+                }
+                (value, _) => {
+                    let text = value.map_or("n/a".to_string(), |v| format!("{} (no built-in figure)", format_value(v)));
+                    svg.push_str(&format!("<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"8\" fill=\"{colour}\">{text}</text>\n", x(0.1) + 4.0, y + bar_h - 2.5));
+                }
+            }
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}

@@ -1,10 +1,11 @@
 ## What the two Godot bench servers share (`ours_server.gd`, `builtin_server.gd`): their command
-## line (`-- <echo|tick|broadcast|idle> <port> <expected peers> [sized|defaults]`), the frame
+## line (`-- <echo|tick|broadcast|idle> <port> <expected peers> [sized|defaults] [inline]`), the frame
 ## settings of each mode, the 100-byte broadcast state and the
 ## `BENCH peers=N frames=F busy_us=U echoed=E` line printed once a second. F and U count only
 ## frames with every expected peer connected; U is the time spent in the server's own calls (poll
 ## and sends). `tick` is echo at 60 frames a second. `defaults` leaves the buffer settings as
 ## Godot or the addon ships them; `sized` (the default) gives every connection 16 MiB queues.
+## `inline` (ours only) sets `use_io_thread = false`: the sockets are served inside `poll()`.
 extends SceneTree
 
 var mode := ""
@@ -19,6 +20,8 @@ var state := PackedByteArray()
 var next_report := 0
 ## Whether the buffer settings stay as shipped (`defaults` on the command line).
 var default_buffers := false
+## Whether ours runs without its I/O thread (`inline` on the command line).
+var inline := false
 
 
 ## Reads the command line and sets the frame rate: echo runs frames back to back, the other
@@ -29,6 +32,7 @@ func read_arguments() -> void:
 	port = int(args[1])
 	expected = int(args[2])
 	default_buffers = args.size() > 3 and args[3] == "defaults"
+	inline = args.size() > 4 and args[4] == "inline"
 	state.resize(100)
 	state.fill(0x42)
 	Engine.max_fps = 0 if mode == "echo" else 60

@@ -4,6 +4,8 @@
 ## broadcast: multiplayer mode; once every expected peer is connected, each frame sends the
 ##   100-byte state to every peer;
 ## idle: raw mode, nothing sent.
+## With `inline` on the command line the server has no I/O thread (`use_io_thread = false`):
+## `poll()` reads and writes the sockets itself.
 extends "res://bench/bench_server.gd"
 
 var server := WebSocketServer.new()
@@ -14,6 +16,7 @@ var refused := {}
 func _initialize() -> void:
 	read_arguments()
 	server.bind_ip = "127.0.0.1"
+	server.use_io_thread = not inline
 	if not default_buffers:
 		server.max_message_size = 64 << 20
 		server.inbound_buffer_size = 16 << 20

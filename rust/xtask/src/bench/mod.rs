@@ -1,7 +1,8 @@
 //! `cargo xtask bench [--quick] [--only SELECTORS]`, two parts:
 //! - **load generator** (`raw.rs`): the same workloads from the same load generator
-//!   (`rust/bench`, `wsrs-bench load`) against four servers on this machine: **ours**
-//!   (`WebSocketServer` in headless Godot, `godot-project/bench/ours_server.gd`), Godot's
+//!   (`rust/bench`, `wsrs-bench load`) against five servers on this machine: **ours**
+//!   (`WebSocketServer` in headless Godot, `godot-project/bench/ours_server.gd`), **ours inline**
+//!   (the same with `use_io_thread = false`), Godot's
 //!   **built-in** classes (`godot-project/bench/builtin_server.gd`), the **ceiling** (tungstenite
 //!   and mio alone, `wsrs-bench ceiling`) and **Bun** (`Bun.serve`, `rust/bench/bun/server.js`,
 //!   installed by `bun.rs`). Workloads: echo uncapped and at a 60 Hz tick, round trip with one
@@ -49,7 +50,7 @@ pub(super) struct Scale {
 pub(crate) struct Options {
     /// A smoke run: one second per workload, fewer connections; written under `target/`.
     pub(crate) quick: bool,
-    /// Only these parts (`raw`, `rpc`, `raw:<ours|builtin|ceiling|bun>`,
+    /// Only these parts (`raw`, `rpc`, `raw:<ours|ours_inline|builtin|ceiling|bun>`,
     /// `rpc:<ours|ours_inline|builtin|enet>`); empty for everything.
     pub(crate) only: Vec<String>,
 }
@@ -72,7 +73,7 @@ impl Options {
 /// Runs every workload against every server, then the RPC workload; Ok(false) when a run lost,
 /// reordered or corrupted a message.
 pub(crate) fn run(godot: &Path, root: &Path, loadgen: &Path, target_dir: &Path, options: &Options) -> Result<bool, String> {
-    let known = ["raw", "rpc", "raw:ours", "raw:builtin", "raw:ceiling", "raw:bun", "rpc:ours", "rpc:ours_inline", "rpc:builtin", "rpc:enet"];
+    let known = ["raw", "rpc", "raw:ours", "raw:ours_inline", "raw:builtin", "raw:ceiling", "raw:bun", "rpc:ours", "rpc:ours_inline", "rpc:builtin", "rpc:enet"];
     if let Some(unknown) = options.only.iter().find(|o| !known.contains(&o.as_str())) {
         return Err(format!("--only {unknown}: choose among {}", known.join(", ")));
     }

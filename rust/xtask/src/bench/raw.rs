@@ -1,5 +1,6 @@
-//! The load generator's workloads (`wsrs-bench load`) against each server in turn: ours and the
-//! built-in classes in headless Godot, the tungstenite ceiling, and Bun.
+//! The load generator's workloads (`wsrs-bench load`) against each server in turn: ours (with its
+//! I/O thread, and inline) and the built-in classes in headless Godot, the tungstenite ceiling,
+//! and Bun.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +16,8 @@ use crate::process;
 pub(super) enum Server {
     /// `WebSocketServer` in headless Godot (`godot-project/bench/ours_server.gd`).
     Ours,
+    /// The same with `use_io_thread = false`: the sockets are served inside `poll()`.
+    OursInline,
     /// Godot's own classes in headless Godot (`godot-project/bench/builtin_server.gd`).
     Builtin,
     /// tungstenite and mio on one thread, no engine (`wsrs-bench ceiling`).
@@ -25,12 +28,23 @@ pub(super) enum Server {
 
 impl Server {
     /// Every server, in table order.
-    pub(super) const ALL: [Server; 4] = [Server::Ours, Server::Builtin, Server::Ceiling, Server::Bun];
+    pub(super) const ALL: [Server; 5] = [Server::Ours, Server::OursInline, Server::Builtin, Server::Ceiling, Server::Bun];
+
+    /// Its position in [`Server::ALL`] (and in the figures the bench collects).
+    pub(super) fn index(self) -> usize {
+        Server::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+
+    /// Whether it is one of ours (with the I/O thread or inline).
+    pub(super) fn is_ours(self) -> bool {
+        matches!(self, Server::Ours | Server::OursInline)
+    }
 
     /// The name printed while the bench runs.
     pub(super) fn label(self) -> &'static str {
         match self {
             Server::Ours => "ours (WebSocketServer)",
+            Server::OursInline => "ours inline (WebSocketServer, use_io_thread = false)",
             Server::Builtin => "Godot built-in",
             Server::Ceiling => "ceiling (tungstenite, no engine)",
             Server::Bun => "Bun (Bun.serve, uWebSockets)",
@@ -41,6 +55,7 @@ impl Server {
     pub(super) fn key(self) -> &'static str {
         match self {
             Server::Ours => "ours",
+            Server::OursInline => "ours_inline",
             Server::Builtin => "builtin",
             Server::Ceiling => "ceiling",
             Server::Bun => "bun",
@@ -155,11 +170,14 @@ impl RawBench {
                 c.arg(&self.bun_script).args([plain_mode, &port.to_string(), &expected.to_string()]);
                 c
             }
-            Server::Ours | Server::Builtin => {
-                let script = if server == Server::Ours { "res://bench/ours_server.gd" } else { "res://bench/builtin_server.gd" };
+            Server::Ours | Server::OursInline | Server::Builtin => {
+                let script = if server.is_ours() { "res://bench/ours_server.gd" } else { "res://bench/builtin_server.gd" };
                 let settings = if buffers == Buffers::Defaults { "defaults" } else { "sized" };
                 let mut c = Command::new(&self.godot);
                 c.args(["--headless", "--path"]).arg(&self.project).args(["-s", script, "--", mode, &port.to_string(), &expected.to_string(), settings]);
+                if server == Server::OursInline {
+                    c.arg("inline");
+                }
                 c
             }
         };
@@ -256,7 +274,7 @@ impl RawBench {
         let (running, port) = self.server(server, "broadcast", clients, Buffers::Standard)?;
         let count = clients.to_string();
         let mut args = vec!["--clients", &count, "--seconds", &seconds];
-        if matches!(server, Server::Ours | Server::Builtin) {
+        if matches!(server, Server::Ours | Server::OursInline | Server::Builtin) {
             args.push("--skip-first");
         }
         let (line, passed) = self.load(server, "broadcast", port, running.pid(), &args)?;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::bun::BUN_VERSION;
-use super::raw::{Figures, Metric, RawBench, Value, LOADGEN_ECHO, LOADGEN_TICK, METRICS};
+use super::raw::{Figures, Metric, RawBench, Server, Value, LOADGEN_ECHO, LOADGEN_TICK, METRICS};
 use super::rpc::{Loops, RpcFigures, RpcRow, Transport};
 use super::Options;
 
@@ -17,7 +17,7 @@ pub(super) struct Context<'a> {
     pub(super) godot: &'a Path,
     /// The load generator's part, with its RESULT lines.
     pub(super) raw: &'a RawBench,
-    /// Figures of ours, built-in, ceiling and Bun, in that order.
+    /// Figures of every server, in the order of [`Server::ALL`].
     pub(super) figures: &'a [Figures],
     /// The Godot-to-Godot rows.
     pub(super) rpc_rows: &'a [RpcRow],
@@ -35,6 +35,37 @@ fn number(figures: &Figures, id: &str) -> Option<f64> {
         Some(Value::Num(v)) => Some(*v),
         _ => None,
     }
+}
+
+/// The figures of `server`, if it was run.
+fn figures_of(figures: &[Figures], server: Server) -> Option<&Figures> {
+    figures.get(server.index())
+}
+
+/// `server`'s value of the metric `id`, if it was measured.
+fn value_of(figures: &[Figures], server: Server, id: &str) -> Option<f64> {
+    figures_of(figures, server).and_then(|f| number(f, id))
+}
+
+/// The better of ours and ours inline on `metric`: the value, and whether it is the inline one
+/// (ours wins a tie).
+fn best_raw_ours(figures: &[Figures], metric: &Metric) -> Option<(f64, bool)> {
+    let ours = value_of(figures, Server::Ours, metric.id);
+    let inline = value_of(figures, Server::OursInline, metric.id);
+    match (ours, inline) {
+        (Some(o), Some(i)) => {
+            let inline_better = if metric.higher_is_better { i > o } else { i < o };
+            Some(if inline_better { (i, true) } else { (o, false) })
+        }
+        (Some(o), None) => Some((o, false)),
+        (None, Some(i)) => Some((i, true)),
+        (None, None) => None,
+    }
+}
+
+/// The metric with this id.
+fn metric_by_id(id: &str) -> &'static Metric {
+    METRICS.iter().find(|m| m.id == id).expect("a metric of METRICS")
 }
 
 /// How many times better `ours` is than `other` (>1: ours is better); None if either is missing.
@@ -100,9 +131,33 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores available, {memory}, {} {}", std::env::consts::OS, std::env::consts::ARCH)
 }
 
-/// The load generator's CPU in one workload's window against each server, "a% / b% / c% / d%".
+/// The load generator's CPU in one workload's window against each server, "a% / b% / ...".
 fn loadgen_cpu(figures: &[Figures], id: &str) -> String {
-    figures.iter().map(|f| number(f, id).map_or("n/a".into(), |v| format!("{v:.0}%"))).collect::<Vec<_>>().join(" / ")
+    Server::ALL.iter().map(|s| value_of(figures, *s, id).map_or("n/a".into(), |v| format!("{v:.0}%"))).collect::<Vec<_>>().join(" / ")
+}
+
+/// How many frames of (b)'s 60 Hz tick one round trip of the window took, for ours and ours inline.
+fn tick_frames(figures: &[Figures]) -> String {
+    let frames = |server: Server| {
+        value_of(figures, server, "tick_rate").filter(|r| *r > 0.0).map_or("n/a".into(), |r| format!("{:.1}", 60.0 * 50.0 * 256.0 / r))
+    };
+    format!("a round trip took {} frames for ours and {} for ours inline", frames(Server::Ours), frames(Server::OursInline))
+}
+
+/// The servers' names as the report's text lists them, "ours / ours inline / ...".
+fn server_names() -> String {
+    Server::ALL.iter().map(|s| column_name(*s)).collect::<Vec<_>>().join(" / ")
+}
+
+/// A server's name in the table and the text.
+fn column_name(server: Server) -> &'static str {
+    match server {
+        Server::Ours => "ours",
+        Server::OursInline => "ours inline",
+        Server::Builtin => "built-in",
+        Server::Ceiling => "ceiling",
+        Server::Bun => "Bun",
+    }
 }
 
 /// The whole README.md.
@@ -132,11 +187,12 @@ pub(super) fn markdown(cx: &Context) -> String {
         machine(),
     ));
 
-    md.push_str("## Load generator against four servers\n\n");
+    md.push_str("## Load generator against five servers\n\n");
     md.push_str(&format!(
         "One load generator (`rust/bench`, `wsrs-bench load`, release build, one event-loop thread on this machine) \
-         drives four servers on this machine in turn: **ours** (`WebSocketServer` in headless Godot, release build, \
-         `godot-project/bench/ours_server.gd`), Godot's **built-in** classes in headless Godot (`TCPServer` + \
+         drives five servers on this machine in turn: **ours** (`WebSocketServer` in headless Godot, release build, \
+         `godot-project/bench/ours_server.gd`), **ours inline** (the same server and script with \
+         `use_io_thread = false`: no I/O thread, `poll()` reads and writes the sockets on Godot's main thread), Godot's **built-in** classes in headless Godot (`TCPServer` + \
          `WebSocketPeer.accept_stream` for raw workloads, `WebSocketMultiplayerPeer` for broadcast; \
          `godot-project/bench/builtin_server.gd`), the **ceiling**: tungstenite and mio on one thread with no engine \
          (`wsrs-bench ceiling`), and **Bun** {BUN_VERSION} (`Bun.serve` with its `websocket` handlers, uWebSockets inside, \
@@ -146,39 +202,45 @@ pub(super) fn markdown(cx: &Context) -> String {
         scale.seconds, scale.latency_seconds
     ));
     md.push_str("![chart](chart.svg)\n\n");
-    md.push_str("| workload | unit | ours | built-in | ceiling | Bun | ours vs built-in | ours vs Bun | ours / ceiling |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    let get = |i: usize, id: &str| cx.figures.get(i).and_then(|f| number(f, id));
+    md.push_str(
+        "| workload | unit | ours | ours inline | built-in | ceiling | Bun | ours vs built-in | ours vs Bun | ours / ceiling |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
     for metric in &METRICS {
-        let cells: Vec<String> = (0..4).map(|i| cell(cx.figures.get(i).and_then(|f| f.get(metric.id)))).collect();
-        let of_ceiling = advantage(metric, get(0, metric.id), get(2, metric.id)).map_or("n/a".into(), |r| format!("{:.0}%", r * 100.0));
+        let cells: Vec<String> = Server::ALL.iter().map(|s| cell(figures_of(cx.figures, *s).and_then(|f| f.get(metric.id)))).collect();
+        // The ratios compare the better of ours and ours inline, marked when it is the inline one.
+        let best = best_raw_ours(cx.figures, metric);
+        let mark = if best.is_some_and(|(_, inline)| inline) { " (inline)" } else { "" };
+        let ratio = |other: Server| advantage(metric, best.map(|(v, _)| v), value_of(cx.figures, other, metric.id));
+        let with_mark = |text: String| if text == "n/a" { text } else { format!("{text}{mark}") };
         md.push_str(&format!(
-            "| {} | {} {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} {} | {} | {} | {} | {} |\n",
             metric.name,
             metric.unit,
             if metric.higher_is_better { "(higher is better)" } else { "(lower is better)" },
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            ratio_cell(advantage(metric, get(0, metric.id), get(1, metric.id))),
-            ratio_cell(advantage(metric, get(0, metric.id), get(3, metric.id))),
-            of_ceiling
+            cells.join(" | "),
+            with_mark(ratio_cell(ratio(Server::Builtin))),
+            with_mark(ratio_cell(ratio(Server::Bun))),
+            with_mark(ratio(Server::Ceiling).map_or("n/a".into(), |r| format!("{:.0}%", r * 100.0)))
         ));
     }
     md.push_str(&format!(
         "\n\"ours vs built-in\" and \"ours vs Bun\" are how many times better ours is (a speed-up, or a reduction for \
-         lower-is-better figures); \"ours / ceiling\" is ours as a share of the ceiling's performance.\n\n\
+         lower-is-better figures); \"ours / ceiling\" is ours as a share of the ceiling's performance. In these three \
+         columns \"ours\" is the better of ours and ours inline on that row, marked \"(inline)\" when it is ours inline. \
+         The chart shows every server's figures, ours inline's bar next to ours.\n\n\
          How to read it:\n\
          - **Server CPU per message** is the fair comparison between servers: a server's messages per CPU-second are \
          1,000,000 divided by its µs per message, whatever limited its messages/s. The load generator used \
-         {} of one core in (a)'s window and {} in (b)'s, against ours / built-in / ceiling / Bun; where it is near \
+         {} of one core in (a)'s window and {} in (b)'s, against {}; where it is near \
          100% the load generator, not the server, set that row's messages/s (the committed bench before this one \
          compared the ceiling's messages/s while the load generator was saturated). On this 2-core machine a second \
          load-generator thread would only take the core the server runs on, so the bench reports per CPU instead.\n\
          - (a) runs the Godot servers' loops uncapped (`Engine.max_fps = 0`, `OS.low_processor_usage_mode_sleep_usec = 0`; \
          headless Godot otherwise sleeps 6.9 ms a frame): their main thread never sleeps, so their CPU per message in (a) \
-         includes the spinning. (b) caps them at 60 frames a second (`Engine.max_fps = 60`, no extra sleep), as a game \
-         server runs, with 50 clients keeping 256 messages each in flight: its CPU per message is what a message costs. \
+         includes the spinning (ours inline spins in `poll()` itself: it has no I/O thread to wait on sockets). (b) caps them at 60 frames a second (`Engine.max_fps = 60`, no extra sleep), as a game \
+         server runs, with 50 clients keeping 256 messages each in flight: its CPU per message is what a message costs. (b)'s messages/s is bounded by its 12,800 messages in flight: \
+         one round trip a frame allows at most 768,000 messages/s; {} (the CPU per message does not depend on it). \
          The ceiling and Bun have no frame loop; they echo as messages arrive in (a) and (b) alike. Every server echoes \
          each message as it is received (GDScript's `data_received` handler for ours, a poll of every `WebSocketPeer` \
          each frame for the built-in).\n\
@@ -191,7 +253,8 @@ pub(super) fn markdown(cx: &Context) -> String {
          shipped (ours: 64 KiB queues, so a second message waits, refused by `send`, until the first is out; the \
          load generator reads 64 KiB at a time). CPU per message is in ms per 1 MiB message.\n\
          - (e) and (f) run at 60 frames a second with {} and {} clients. \"Main thread\" times only the server's own \
-         calls on Godot's main thread (`poll()` and the sends; our I/O thread's work is not in it) and, for the \
+         calls on Godot's main thread (`poll()` and the sends; our I/O thread's work is not in it, while ours inline \
+         does all its socket work there, in `poll()`; the same holds for (f)'s poll time) and, for the \
          ceiling and Bun, the time spent sending each tick; \"server CPU, all threads\" counts everything, so it \
          compares like with like. The load generator connects every client first; only frames with every client \
          connected are measured. Godot's `WebSocketMultiplayerPeer` admits one connection per `poll()`, so its \
@@ -201,6 +264,8 @@ pub(super) fn markdown(cx: &Context) -> String {
          - (g) 8 threads connect, finish the handshake and close, as fast as they can.\n\n",
         loadgen_cpu(cx.figures, LOADGEN_ECHO),
         loadgen_cpu(cx.figures, LOADGEN_TICK),
+        server_names(),
+        tick_frames(cx.figures),
         scale.broadcast_clients,
         scale.idle_clients,
         scale.idle_cpu_seconds
@@ -332,25 +397,29 @@ fn targets(cx: &Context) -> String {
             ));
         }
     }
-    let get = |i: usize, id: &str| cx.figures.get(i).and_then(|f| number(f, id));
-    let (ours_cpu, bun_cpu) = (get(0, "tick_cpu"), get(3, "tick_cpu"));
+    // The better of ours and ours inline on a load generator figure: "ours inline 1.23" or "0.45".
+    let best = |id: &str| -> (Option<f64>, String) {
+        match best_raw_ours(cx.figures, metric_by_id(id)) {
+            Some((v, true)) => (Some(v), format!("ours inline {}", format_value(v))),
+            Some((v, false)) => (Some(v), format_value(v)),
+            None => (None, "n/a".into()),
+        }
+    };
+    let ((ours_cpu, ours_cpu_text), bun_cpu) = (best("tick_cpu"), value_of(cx.figures, Server::Bun, "tick_cpu"));
     md.push_str(&format!(
-        "| echo at a 60 Hz tick: server CPU per message at most Bun's | {} vs {} µs | {} |\n",
-        ours_cpu.map_or("n/a".into(), format_value),
+        "| echo at a 60 Hz tick: server CPU per message at most Bun's | {ours_cpu_text} vs {} µs | {} |\n",
         bun_cpu.map_or("n/a".into(), format_value),
         verdict(ours_cpu.zip(bun_cpu).map(|(o, b)| at_least(o, b, false)))
     ));
-    let (ours_rate, builtin_rate) = (get(0, "tick_rate"), get(1, "tick_rate"));
+    let ((ours_rate, ours_rate_text), builtin_rate) = (best("tick_rate"), value_of(cx.figures, Server::Builtin, "tick_rate"));
     md.push_str(&format!(
-        "| echo at a 60 Hz tick: at least 3x the built-in's messages/s | {} vs 3 x {} messages/s | {} |\n",
-        ours_rate.map_or("n/a".into(), format_value),
+        "| echo at a 60 Hz tick: at least 3x the built-in's messages/s | {ours_rate_text} vs 3 x {} messages/s | {} |\n",
         builtin_rate.map_or("n/a".into(), format_value),
         verdict(ours_rate.zip(builtin_rate).map(|(o, b)| o >= 3.0 * b))
     ));
-    let memory = get(0, "idle_memory");
+    let (memory, memory_text) = best("idle_memory");
     md.push_str(&format!(
-        "| idle memory under 16 KiB per connection | {} KiB | {} |\n\n",
-        memory.map_or("n/a".into(), format_value),
+        "| idle memory under 16 KiB per connection | {memory_text} KiB | {} |\n\n",
         verdict(memory.map(|m| m < 16.0))
     ));
     md
@@ -359,8 +428,9 @@ fn targets(cx: &Context) -> String {
 /// A horizontal bar chart: for each metric, each server's advantage over the built-in
 /// (built-in = 1), on a log scale.
 pub(super) fn chart_svg(figures: &[Figures]) -> String {
-    let colours = ["#2f7ed8", "#999999", "#e07b39", "#7a4fbf"];
-    let names = ["ours", "built-in", "ceiling (tungstenite, no engine)", "Bun (uWebSockets)"];
+    // In the order of Server::ALL; ours inline a lighter blue next to ours.
+    let colours = ["#2f7ed8", "#8ec1f2", "#999999", "#e07b39", "#7a4fbf"];
+    let names = ["ours", "ours inline (use_io_thread = false)", "built-in", "ceiling (tungstenite, no engine)", "Bun (uWebSockets)"];
     let (left, bar_h, gap, width) = (480.0, 10.0, 12.0, 1060.0);
     let group_h = colours.len() as f64 * bar_h + gap;
     let height = 60.0 + METRICS.len() as f64 * group_h + 40.0;
@@ -389,8 +459,9 @@ pub(super) fn chart_svg(figures: &[Figures]) -> String {
     for (m, metric) in METRICS.iter().enumerate() {
         let y0 = 55.0 + m as f64 * group_h;
         let label = metric.name.replace('&', "&amp;");
-        svg.push_str(&format!("<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{label} ({})</text>\n", left - 8.0, y0 + 2.0 * bar_h + 4.0, metric.unit));
-        let builtin = figures.get(1).and_then(|f| number(f, metric.id));
+        let middle = y0 + colours.len() as f64 * bar_h / 2.0 + 4.0;
+        svg.push_str(&format!("<text x=\"{:.1}\" y=\"{middle:.1}\" text-anchor=\"end\">{label} ({})</text>\n", left - 8.0, metric.unit));
+        let builtin = value_of(figures, Server::Builtin, metric.id);
         for (s, colour) in colours.iter().enumerate() {
             let y = y0 + s as f64 * bar_h;
             let value = figures.get(s).and_then(|f| number(f, metric.id));

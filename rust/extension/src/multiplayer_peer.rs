@@ -274,6 +274,9 @@ macro_rules! websocket_multiplayer_peer {
                 for event in events {
                     $crate::multiplayer_peer::Endpoint::dispatch(self, event);
                 }
+                // Without an I/O thread: what the signal handlers just sent leaves now, not at
+                // the next poll.
+                self.core.write_queued();
             }
 
             fn close(&mut self) {

@@ -141,8 +141,9 @@ impl Client {
     }
     /// Without an I/O thread ([`ConnectionConfig::io_thread`] off): writes what the game has sent
     /// since the last `poll()` now rather than at the next one (nothing is read). The Godot
-    /// binding calls it when the game has taken every waiting packet, so that answers made while
-    /// handling them leave in the same frame. Does nothing with an I/O thread.
+    /// binding calls it at the end of its `poll()` (after the signals) and when the game has taken
+    /// every waiting multiplayer packet, so that answers leave in the same frame. Does nothing
+    /// with an I/O thread.
     pub fn write_queued(&self) {
         if let Some(reactor) = &self.reactor {
             reactor.write_queued();

@@ -94,8 +94,11 @@ func run_scenario(server_impl: String, client_impl: String) -> void:
 	# a leaves cleanly, b's process is killed: both reach the server as peer_disconnected.
 	FileAccess.open(a[1] + ".leave", FileAccess.WRITE).store_string("leave")
 	await until(func(): return game.events.has(["peer_disconnected", ids.get("a", -1), ""]), [], 10.0, "a's clean leave")
-	var final_a: Variant = read_json(a[1])
-	check(final_a is Dictionary and final_a.get("left", false), "a closed its peer")
+	# a writes its last report after close(), so the server may see it leave first.
+	var left := func():
+		var final_a: Variant = read_json(a[1])
+		return final_a is Dictionary and final_a.get("left", false)
+	check(await until(left, [], 10.0, "a's report that it left"), "a closed its peer")
 	kill_helper(b[0])
 	await until(func(): return game.events.has(["peer_disconnected", ids.get("b", -1), ""]), [], 10.0, "b's loss noticed")
 	get_tree().get_multiplayer().multiplayer_peer = OfflineMultiplayerPeer.new()

@@ -1,9 +1,10 @@
 ## What the two Godot bench servers share (`ours_server.gd`, `builtin_server.gd`): their command
-## line (`-- <echo|tick|broadcast|idle> <port> <expected peers> [sized|defaults] [inline]`), the frame
+## line (`-- <echo|tick|tick_batch|broadcast|idle> <port> <expected peers> [sized|defaults] [inline]`), the frame
 ## settings of each mode, the 100-byte broadcast state and the
 ## `BENCH peers=N frames=F busy_us=U echoed=E` line printed once a second. F and U count only
 ## frames with every expected peer connected; U is the time spent in the server's own calls (poll
-## and sends). `tick` is echo at 60 frames a second. `defaults` leaves the buffer settings as
+## and sends). `tick` is echo at 60 frames a second; `tick_batch` (ours only) the same with the
+## batch calls. `defaults` leaves the buffer settings as
 ## Godot or the addon ships them; `sized` (the default) gives every connection 16 MiB queues.
 ## `inline` (ours only) sets `use_io_thread = false`: the sockets are served inside `poll()`.
 extends SceneTree
@@ -36,16 +37,17 @@ func read_arguments() -> void:
 	state.resize(100)
 	state.fill(0x42)
 	Engine.max_fps = 0 if mode == "echo" else 60
-	if mode == "echo" or mode == "tick":
+	if mode == "echo" or mode == "tick" or mode == "tick_batch":
 		# Headless Godot sleeps 6.9 ms a frame by default; echo runs frames back to back, and
 		# tick leaves the 60 fps cap alone to set the pace.
 		OS.low_processor_usage_mode_sleep_usec = 0
 	next_report = Time.get_ticks_msec() + 1000
 
 
-## Whether this mode echoes every message (`echo` uncapped, `tick` at 60 frames a second).
+## Whether this mode echoes every message (`echo` uncapped, `tick` and `tick_batch` at 60 frames
+## a second).
 func echoes() -> bool:
-	return mode == "echo" or mode == "tick"
+	return mode == "echo" or mode == "tick" or mode == "tick_batch"
 
 
 ## The next broadcast state: the tick number, then filler.

@@ -3,6 +3,9 @@
 ##   refuses waits, with the rest of that peer's packets, and is sent again next frame);
 ## broadcast: multiplayer mode; once every expected peer is connected, each frame sends the
 ##   100-byte state to every peer;
+## tick_batch: tick with the batch calls: each frame `get_all_packets()` takes every waiting
+##   packet and `send_packets()` sends each peer's back in one call (nothing is connected to
+##   `data_received`); a batch the outbound queue refuses waits and goes first next frame;
 ## idle: raw mode, nothing sent.
 ## With `inline` on the command line the server has no I/O thread (`use_io_thread = false`):
 ## `poll()` reads and writes the sockets itself.
@@ -11,6 +14,8 @@ extends "res://bench/bench_server.gd"
 var server := WebSocketServer.new()
 ## Peer id -> the packet its outbound queue refused, to be sent again first.
 var refused := {}
+## tick_batch: peer id -> the packets its outbound queue refused, to be sent again first.
+var backlog := {}
 
 
 func _initialize() -> void:
@@ -26,6 +31,8 @@ func _initialize() -> void:
 	var err := OK
 	if mode == "broadcast":
 		err = server.create_server(port, "127.0.0.1")
+	elif mode == "tick_batch":
+		err = server.listen(port)
 	else:
 		server.data_received.connect(_echo)
 		err = server.listen(port)
@@ -39,6 +46,7 @@ func _initialize() -> void:
 func _on_disconnected(id: int) -> void:
 	peers -= 1
 	refused.erase(id)
+	backlog.erase(id)
 
 
 ## Sends back every packet waiting from `id`, stopping at the first one the queue refuses.
@@ -54,6 +62,26 @@ func _echo(id: int) -> void:
 		echoed += 1
 
 
+## tick_batch: sends every peer's waiting packets back, one call per peer, after what its
+## outbound queue refused before.
+func _echo_batches() -> void:
+	var packets: Dictionary = server.get_all_packets()
+	for id in backlog.keys():
+		var batch: Array[PackedByteArray] = backlog[id]
+		if packets.has(id):
+			batch.append_array(packets[id])
+			packets.erase(id)
+		if server.get_peer(id).send_packets(batch) == OK:
+			echoed += batch.size()
+			backlog.erase(id)
+	for id in packets:
+		var batch: Array[PackedByteArray] = packets[id]
+		if server.get_peer(id).send_packets(batch) == OK:
+			echoed += batch.size()
+		else:
+			backlog[id] = batch
+
+
 ## Sends the refused packets again, then what waited behind them.
 func _retry_refused() -> void:
 	for id in refused.keys():
@@ -67,6 +95,8 @@ func _retry_refused() -> void:
 func _process(_delta: float) -> bool:
 	var start := Time.get_ticks_usec()
 	server.poll()
+	if mode == "tick_batch":
+		_echo_batches()
 	if not refused.is_empty():
 		_retry_refused()
 	if mode == "broadcast" and peers >= expected:

@@ -1,5 +1,7 @@
 //! Work the game thread asks of the I/O thread, and the channel that carries it.
 
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::time::Duration;
 use mio::Waker;
 
 use crate::packet::Packet;
+use crate::reactor::Reactor;
 use crate::PeerId;
 
 /// Work the game thread asks of the I/O thread.
@@ -15,6 +18,9 @@ use crate::PeerId;
 pub(crate) enum Command {
     /// Work for one connection, done by its [`crate::connection::Connection`].
     Peer { id: PeerId, command: PeerCommand },
+    /// Several messages for one connection, in order (their room was reserved at once): one
+    /// command instead of one per message.
+    SendMany { id: PeerId, packets: Vec<Packet> },
     /// TCP_NODELAY on one connection's socket.
     SetNoDelay { id: PeerId, enabled: bool },
     /// Server: turn new connections away at accept, or stop doing so.
@@ -47,8 +53,9 @@ pub(crate) enum Wake {
     /// An I/O thread that may sleep: wake it, once per batch of commands.
     Thread { waker: Arc<Waker>, pending: Arc<AtomicBool> },
     /// The sockets are served inside `poll()`: the next poll takes the command, nobody to wake.
-    /// The flag says that commands wait (see `ReactorHandle::write_queued`).
-    Inline { queued: Arc<AtomicBool> },
+    /// The flag says that commands wait; the reactor is there to write them at once
+    /// ([`CommandSender::write_queued`]).
+    Inline { queued: Rc<Cell<bool>>, reactor: Weak<RefCell<Box<Reactor>>> },
 }
 
 /// The game thread's end of the command channel; wakes the I/O thread only when it sleeps.
@@ -75,9 +82,30 @@ impl CommandSender {
                     let _ = waker.wake();
                 }
             }
-            Wake::Inline { queued } => queued.store(true, Ordering::Relaxed),
+            Wake::Inline { queued, .. } => queued.set(true),
         }
         true
+    }
+
+    /// Inline mode: carries out the commands queued since the last call (sends, closes) and
+    /// writes what they owe now, instead of at the next `poll()`; nothing is read. Does nothing
+    /// when none wait, when an I/O thread serves, or inside a `poll()` (which writes them itself).
+    pub(crate) fn write_queued(&self) {
+        let Wake::Inline { queued, reactor } = &self.wake else { return };
+        if !queued.get() {
+            return;
+        }
+        let Some(reactor) = reactor.upgrade() else { return };
+        let Ok(mut serving) = reactor.try_borrow_mut() else { return };
+        queued.set(false);
+        serving.write_queued();
+    }
+
+    /// Inline mode: the next `poll()` takes every queued command.
+    pub(crate) fn clear_queued(&self) {
+        if let Wake::Inline { queued, .. } = &self.wake {
+            queued.set(false);
+        }
     }
 
     /// Queues work for the connection of peer `id`; false when the I/O thread has ended.

@@ -189,8 +189,7 @@ mod tests {
 
     #[test]
     fn protocol_names_must_be_tokens() {
-        let mut config = ConnectionConfig::default();
-        config.protocols = vec!["chat".into(), "bad name".into()];
+        let mut config = ConnectionConfig { protocols: vec!["chat".into(), "bad name".into()], ..ConnectionConfig::default() };
         assert!(config.validate().is_err());
         config.protocols = vec!["".into()];
         assert!(config.validate().is_err());

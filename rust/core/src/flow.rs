@@ -55,8 +55,14 @@ impl FlowControl {
     /// Game thread: a message of `len` bytes was taken from the queue. True when reading was
     /// paused and this take made room: the caller then sends `Command::ResumeRead`.
     pub(crate) fn taken(&self, len: usize, limits: &Limits) -> bool {
-        self.inbound_packets.fetch_sub(1, Ordering::SeqCst);
-        self.inbound_bytes.fetch_sub(len, Ordering::SeqCst);
+        self.taken_many(1, len, limits)
+    }
+
+    /// Game thread: `packets` messages of `bytes` bytes in all were taken from the queue; see
+    /// [`FlowControl::taken`].
+    pub(crate) fn taken_many(&self, packets: usize, bytes: usize, limits: &Limits) -> bool {
+        self.inbound_packets.fetch_sub(packets, Ordering::SeqCst);
+        self.inbound_bytes.fetch_sub(bytes, Ordering::SeqCst);
         // Checked with a load first: the swap writes a cache line the I/O thread uses, and a
         // paused read is rare.
         self.read_paused.load(Ordering::SeqCst)
@@ -67,13 +73,20 @@ impl FlowControl {
     /// Game thread: makes room for a message of `len` bytes in the outbound queue of `peer`, or
     /// says which limit refuses it (one message always fits an empty queue).
     pub(crate) fn reserve_outbound(&self, peer: PeerId, len: usize, limits: &Limits) -> Result<(), Error> {
+        self.reserve_outbound_many(peer, 1, len, limits)
+    }
+
+    /// Game thread: makes room for `packets` messages of `bytes` bytes in all in the outbound
+    /// queue of `peer`, all or none, or says which limit refuses them (an empty queue takes any
+    /// batch, so one batch always fits).
+    pub(crate) fn reserve_outbound_many(&self, peer: PeerId, packets: usize, bytes: usize, limits: &Limits) -> Result<(), Error> {
         let queued_packets = self.outbound_packets.load(Ordering::SeqCst);
         let queued_bytes = self.outbound_bytes.load(Ordering::SeqCst);
         if queued_packets > 0 {
-            let limit = if queued_packets >= limits.outbound_max_packets {
+            let limit = if queued_packets + packets > limits.outbound_max_packets {
                 Some(OutboundLimit::Packets { max: limits.outbound_max_packets })
-            } else if queued_bytes + len > limits.outbound_buffer_size {
-                Some(OutboundLimit::Bytes { max: limits.outbound_buffer_size, queued: queued_bytes, asked: len })
+            } else if queued_bytes + bytes > limits.outbound_buffer_size {
+                Some(OutboundLimit::Bytes { max: limits.outbound_buffer_size, queued: queued_bytes, asked: bytes })
             } else {
                 None
             };
@@ -81,8 +94,8 @@ impl FlowControl {
                 return Err(Error::OutboundFull { peer, limit });
             }
         }
-        self.outbound_packets.fetch_add(1, Ordering::SeqCst);
-        self.outbound_bytes.fetch_add(len, Ordering::SeqCst);
+        self.outbound_packets.fetch_add(packets, Ordering::SeqCst);
+        self.outbound_bytes.fetch_add(bytes, Ordering::SeqCst);
         Ok(())
     }
 

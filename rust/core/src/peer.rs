@@ -46,6 +46,9 @@ pub(crate) struct Peer {
     requested_url: String,
     heartbeat: Option<Duration>,
     no_delay_at_open: bool,
+    /// Whether the server's list of peers with waiting packets names this peer (see
+    /// `Server::take_all_packets`).
+    listed_as_receiving: bool,
 }
 
 /// A shared, game-thread handle to a [`Peer`]. Cloning it is cheap; every clone sees the same peer.
@@ -67,6 +70,7 @@ impl PeerHandle {
             limits: config.limits.clone(),
             heartbeat: config.heartbeat_interval,
             no_delay_at_open: false,
+            listed_as_receiving: false,
             inbound: VecDeque::new(),
             state: ReadyState::Connecting,
             close: None,
@@ -153,15 +157,63 @@ impl PeerHandle {
         Some(packet)
     }
 
-    /// Queues a packet for sending. Refuses (and keeps nothing) when the peer is not open or the
-    /// outbound queue is at its limit.
-    pub fn send(&self, packet: Packet) -> Result<(), Error> {
+    /// Takes every received packet, oldest first, into `out`; how many. Frees their room in the
+    /// inbound queue at once, so a socket paused by back-pressure is read again.
+    pub fn recv_all(&self, out: &mut Vec<Packet>) -> usize {
+        let peer = &mut *self.0.borrow_mut();
+        let count = peer.inbound.len();
+        if count == 0 {
+            return 0;
+        }
+        let bytes = peer.inbound.iter().map(|p| p.data.len()).sum();
+        out.extend(peer.inbound.drain(..));
+        if peer.flow.taken_many(count, bytes, &peer.limits) {
+            peer.commands.to_peer(peer.id, PeerCommand::ResumeRead);
+        }
+        count
+    }
+
+    /// Queues several packets for sending, in order, all or none: refuses (and keeps nothing)
+    /// when the peer is not open, a text packet is not UTF-8, or the outbound queue cannot take
+    /// them all. Costs one command, not one per packet. Without an I/O thread the batch is written
+    /// to the socket at once (outside `poll()`), not at the next poll.
+    pub fn send_many(&self, packets: Vec<Packet>) -> Result<(), Error> {
         let peer = self.peer();
         if peer.state != ReadyState::Open {
             return Err(Error::PeerNotOpen(peer.id));
         }
+        if packets.is_empty() {
+            return Ok(());
+        }
+        if packets.iter().any(|p| p.is_text && std::str::from_utf8(&p.data).is_err()) {
+            return Err(Error::TextNotUtf8);
+        }
+        let bytes = packets.iter().map(|p| p.data.len()).sum();
+        peer.flow.reserve_outbound_many(peer.id, packets.len(), bytes, &peer.limits)?;
+        if !peer.commands.send(Command::SendMany { id: peer.id, packets }) {
+            return Err(Error::PeerNotOpen(peer.id));
+        }
+        // Without an I/O thread, a batch is written now rather than at the next poll.
+        let commands = peer.commands.clone();
+        drop(peer);
+        commands.write_queued();
+        Ok(())
+    }
+
+    /// Queues a packet for sending. Refuses (and keeps nothing) when the peer is not open or the
+    /// outbound queue is at its limit.
+    pub fn send(&self, packet: Packet) -> Result<(), Error> {
         if packet.is_text && std::str::from_utf8(&packet.data).is_err() {
             return Err(Error::TextNotUtf8);
+        }
+        self.queue(packet)
+    }
+
+    /// [`PeerHandle::send`] for a packet whose text, if any, was checked to be UTF-8.
+    pub(crate) fn queue(&self, packet: Packet) -> Result<(), Error> {
+        let peer = self.peer();
+        if peer.state != ReadyState::Open {
+            return Err(Error::PeerNotOpen(peer.id));
         }
         peer.flow.reserve_outbound(peer.id, packet.data.len(), &peer.limits)?;
         if !peer.commands.to_peer(peer.id, PeerCommand::Send(packet)) {
@@ -223,6 +275,17 @@ impl PeerHandle {
 
     pub(crate) fn push_inbound(&self, packet: Packet) {
         self.0.borrow_mut().inbound.push_back(packet);
+    }
+
+    /// Marks the peer as named in the server's list of peers with waiting packets; false when it
+    /// was already.
+    pub(crate) fn list_as_receiving(&self) -> bool {
+        !std::mem::replace(&mut self.0.borrow_mut().listed_as_receiving, true)
+    }
+
+    /// The server's list of peers with waiting packets no longer names this peer.
+    pub(crate) fn unlist_as_receiving(&self) {
+        self.0.borrow_mut().listed_as_receiving = false;
     }
 
     pub(crate) fn mark_close_requested(&self, code: u16, reason: &str) {

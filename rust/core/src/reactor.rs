@@ -6,7 +6,8 @@
 //! are visited, so its cost grows with active peers, not connected ones. Accepting lives in
 //! `listener.rs`, connecting in `connect.rs`, each connection's protocol in `connection/`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io;
@@ -22,7 +23,7 @@ use mio::{Events, Poll, Token, Waker};
 use slab::Slab;
 use tungstenite::handshake::client::Request;
 
-use crate::command::{Command, CommandSender, Wake};
+use crate::command::{Command, CommandSender, PeerCommand, Wake};
 use crate::config::ConnectionConfig;
 use crate::connect::{self, Connecting, Progress};
 use crate::connection::{Connection, ConnectionEvent, Ending, OpenInfo, Settings};
@@ -90,7 +91,9 @@ enum Driver {
     Thread(Option<JoinHandle<()>>),
     /// Nobody but [`ReactorHandle::serve_inline`], called from the game's `poll()`, and
     /// [`ReactorHandle::write_queued`]; the flag is set while commands wait.
-    Inline { reactor: RefCell<Box<Reactor>>, queued: Arc<AtomicBool> },
+    /// The reactor is shared (weakly) with the command senders, so that a batch send can
+    /// write at once (`CommandSender::write_queued`).
+    Inline { reactor: Rc<RefCell<Box<Reactor>>> },
 }
 
 impl std::fmt::Debug for ReactorHandle {
@@ -114,11 +117,12 @@ impl ReactorHandle {
         if !config.io_thread {
             let mut reactor = Box::new(Reactor::new(poll, command_rx, None, event_tx, settings, no_delay));
             reactor.start_or_report(start, max_connections);
-            let queued = Arc::new(AtomicBool::new(false));
+            let reactor = Rc::new(RefCell::new(reactor));
+            let wake = Wake::Inline { queued: Rc::new(Cell::new(false)), reactor: Rc::downgrade(&reactor) };
             return Ok(ReactorHandle {
-                commands: CommandSender::new(command_tx, Wake::Inline { queued: queued.clone() }),
+                commands: CommandSender::new(command_tx, wake),
                 events: event_rx,
-                driver: Driver::Inline { reactor: RefCell::new(reactor), queued },
+                driver: Driver::Inline { reactor },
             });
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -140,9 +144,11 @@ impl ReactorHandle {
     /// Inline mode: one round of socket work, without waiting (commands queued since the last
     /// call, ready sockets, due timers, flushes). Does nothing when an I/O thread serves.
     pub(crate) fn serve_inline(&mut self) {
-        if let Driver::Inline { reactor, queued } = &mut self.driver {
-            queued.store(false, Ordering::Relaxed);
-            reactor.get_mut().serve_once();
+        if let Driver::Inline { reactor } = &self.driver {
+            self.commands.clear_queued();
+            if let Ok(mut reactor) = reactor.try_borrow_mut() {
+                reactor.serve_once();
+            }
         }
     }
 
@@ -150,13 +156,7 @@ impl ReactorHandle {
     /// writes what they owe now, instead of at the next `poll()`; nothing is read. Does nothing
     /// when none wait or an I/O thread serves.
     pub(crate) fn write_queued(&self) {
-        if let Driver::Inline { reactor, queued } = &self.driver {
-            if queued.swap(false, Ordering::Relaxed) {
-                if let Ok(mut reactor) = reactor.try_borrow_mut() {
-                    reactor.write_queued();
-                }
-            }
-        }
+        self.commands.write_queued();
     }
 
     /// Stops serving: open peers get a 1001 close frame (best effort) and every socket is
@@ -169,7 +169,11 @@ impl ReactorHandle {
                     let _ = thread.join();
                 }
             }
-            Driver::Inline { reactor, .. } => reactor.get_mut().stop(),
+            Driver::Inline { reactor } => {
+                if let Ok(mut reactor) = reactor.try_borrow_mut() {
+                    reactor.stop();
+                }
+            }
         }
     }
 }
@@ -192,7 +196,7 @@ struct Slot {
     flush_queued: bool,
 }
 
-struct Reactor {
+pub(crate) struct Reactor {
     poll: Poll,
     /// Readiness reported by the last `poll` (kept to reuse its allocation).
     ready: Option<Events>,
@@ -307,7 +311,7 @@ impl Reactor {
     }
 
     /// Inline mode: the queued commands and the flushes they owe, without polling the sockets.
-    fn write_queued(&mut self) {
+    pub(crate) fn write_queued(&mut self) {
         if self.running {
             self.drain_commands(Instant::now());
             self.flush_queued();
@@ -415,6 +419,14 @@ impl Reactor {
                     }
                 }
                 Command::Shutdown => self.running = false,
+                Command::SendMany { id, packets } => {
+                    if let Some(&key) = self.by_id.get(&id) {
+                        for packet in packets {
+                            self.slots[key].conn.handle_command(PeerCommand::Send(packet), now);
+                        }
+                        self.settle(key);
+                    }
+                }
             }
         }
     }

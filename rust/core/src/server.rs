@@ -75,6 +75,9 @@ pub struct Server {
     /// Peers that broke the protocol after the packets of the last `poll`; they are closed at the
     /// start of the next one, once the game has answered those packets.
     failing: Vec<PeerId>,
+    /// Raw mode: peers that got packets since `take_all_packets` last ran (each named once; some
+    /// may have been emptied or gone since).
+    receiving: Vec<PeerHandle>,
 }
 
 impl Server {
@@ -118,6 +121,7 @@ impl Server {
         self.peers.clear();
         self.packet_order.clear();
         self.deferred_disconnects.clear();
+        self.receiving.clear();
         self.local_addr = None;
     }
 
@@ -201,6 +205,9 @@ impl Server {
                         if multiplayer {
                             self.packet_order.push_back((id, peer.clone()));
                         } else {
+                            if peer.list_as_receiving() {
+                                self.receiving.push(peer.clone());
+                            }
                             out.push(ServerEvent::DataReceived { id });
                         }
                     }
@@ -294,6 +301,68 @@ impl Server {
             if let Err(err) = result {
                 first_error.get_or_insert(err);
             }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Raw mode: takes every waiting packet of every peer into `out`, one entry per peer that had
+    /// any (in the order their first packet arrived), oldest packet first. Costs in proportion to
+    /// the peers that received something, not to the connected ones.
+    pub fn take_all_packets(&mut self, out: &mut Vec<(PeerId, Vec<Packet>)>) -> Result<(), Error> {
+        if self.reactor.is_none() {
+            return Err(Error::NotActive);
+        }
+        if self.config.multiplayer {
+            return Err(Error::Unsupported(
+                "taking packets per peer in multiplayer mode (SceneMultiplayer takes them through get_packet)".into(),
+            ));
+        }
+        for peer in self.receiving.drain(..) {
+            peer.unlist_as_receiving();
+            let mut packets = Vec::new();
+            if peer.recv_all(&mut packets) > 0 {
+                out.push((peer.id(), packets));
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues the same `packet` for every peer in `ids`, or for every open peer when `ids` is
+    /// `None`; the bytes are shared, not copied per peer. Every reachable peer gets it; the first
+    /// error (unknown peer, a named peer that is not open, full queue, text not UTF-8) is
+    /// returned. Without an I/O thread it is written at once, not at the next poll. Raw mode only: in multiplayer mode the peers read SceneMultiplayer's packets,
+    /// which [`Server::send_to`] sends.
+    pub fn broadcast(&self, ids: Option<&[PeerId]>, packet: Packet) -> Result<(), Error> {
+        if self.reactor.is_none() {
+            return Err(Error::NotActive);
+        }
+        if self.config.multiplayer {
+            return Err(Error::Unsupported("raw broadcast in multiplayer mode (use put_packet with target_peer 0)".into()));
+        }
+        if packet.is_text && std::str::from_utf8(&packet.data).is_err() {
+            return Err(Error::TextNotUtf8);
+        }
+        let mut first_error = None;
+        let mut send = |result: Result<(), Error>| {
+            if let Err(err) = result {
+                first_error.get_or_insert(err);
+            }
+        };
+        match ids {
+            None => {
+                for peer in self.peers.values().filter(|peer| peer.ready_state() == ReadyState::Open) {
+                    send(peer.queue(packet.clone()));
+                }
+            }
+            Some(ids) => {
+                for &id in ids {
+                    send(self.peer(id).and_then(|peer| peer.queue(packet.clone())));
+                }
+            }
+        }
+        // Without an I/O thread, written now rather than at the next poll.
+        if let Some(reactor) = &self.reactor {
+            reactor.write_queued();
         }
         first_error.map_or(Ok(()), Err)
     }

@@ -25,7 +25,7 @@ fn messages_arrive_complete_and_in_order_both_ways() {
     });
     for (i, packet) in received.iter().enumerate() {
         let i = i as u32;
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             assert!(packet.is_text);
             assert_eq!(packet.data, Bytes::from(format!("message {i}")));
         } else {

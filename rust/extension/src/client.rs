@@ -220,7 +220,7 @@ impl Endpoint for WebSocketClient {
     type Event = ClientEvent;
     const IS_SERVER: bool = false;
 
-    fn dispatch(&mut self, event: ClientEvent) {
+    fn dispatch(&mut self, event: ClientEvent, data_received_listened: &mut Option<bool>) {
         match event {
             ClientEvent::ConnectionEstablished { protocol } => {
                 self.signals().connection_established().emit(&GString::from(&protocol));
@@ -228,7 +228,11 @@ impl Endpoint for WebSocketClient {
             }
             // In multiplayer mode the packets are SceneMultiplayer's, taken through get_packet.
             ClientEvent::DataReceived if self.multiplayer => {}
-            ClientEvent::DataReceived => self.signals().data_received().emit(),
+            ClientEvent::DataReceived => {
+                if *data_received_listened.get_or_insert_with(|| self.base().has_connections("data_received")) {
+                    self.signals().data_received().emit();
+                }
+            }
             ClientEvent::CloseRequested { code, reason } => {
                 self.signals().server_close_request().emit(i64::from(code), &GString::from(&reason));
             }

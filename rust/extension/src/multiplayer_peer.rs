@@ -14,8 +14,11 @@ pub(crate) trait Endpoint {
     /// Whether this side is the server (MultiplayerPeer's `is_server`).
     const IS_SERVER: bool;
 
-    /// Emits the signals for one event of the core object's `poll`.
-    fn dispatch(&mut self, event: Self::Event);
+    /// Emits the signals for one event of the core object's `poll`. `data_received_listened`
+    /// caches, for one poll, whether anything is connected to `data_received` (`None`: not
+    /// asked yet): nobody listening (scripts that take packets in batches) means no signal per
+    /// message.
+    fn dispatch(&mut self, event: Self::Event, data_received_listened: &mut Option<bool>);
     /// Takes the next multiplayer packet for SceneMultiplayer.
     fn take_packet(&mut self) -> Option<Packet>;
     /// Sends a packet from SceneMultiplayer to the current target peer.
@@ -271,8 +274,9 @@ macro_rules! websocket_multiplayer_peer {
             fn poll(&mut self) {
                 let mut events = Vec::new();
                 self.core.poll(&mut events);
+                let mut data_received_listened = None;
                 for event in events {
-                    $crate::multiplayer_peer::Endpoint::dispatch(self, event);
+                    $crate::multiplayer_peer::Endpoint::dispatch(self, event, &mut data_received_listened);
                 }
                 // Without an I/O thread: what the signal handlers just sent leaves now, not at
                 // the next poll.

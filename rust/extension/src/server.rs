@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use godot::classes::multiplayer_peer::ConnectionStatus;
 use godot::global::Error as GodotError;
 use godot::prelude::*;
-use websocket_rs_core::{ConnectionConfig, Error, Packet, PeerId, Server, ServerEvent};
+use websocket_rs_core::{Bytes, ConnectionConfig, Error, Packet, PeerId, Server, ServerEvent};
 
 use crate::connection::WebSocketConnection;
 use crate::errors;
@@ -299,6 +299,65 @@ impl WebSocketServer {
         Some(connection)
     }
 
+    /// Raw mode: takes every waiting packet of every client at once, as a `Dictionary` from
+    /// client id to its packets (an `Array[PackedByteArray]`, oldest first). Clients with nothing
+    /// waiting are left out; empty when nothing waits.
+    ///
+    /// One call instead of `data_received` and `get_packet()` per message: a server that takes
+    /// packets this way need not connect `data_received` (with nothing connected, `poll()` emits
+    /// no signal per message). Text messages come as their UTF-8 bytes. Costs in proportion to
+    /// the clients that sent something, not to the connected ones. Not in multiplayer mode
+    /// (prints an error, `ERR_UNAVAILABLE`, and returns an empty dictionary).
+    /// ```gdscript
+    /// func _process(_delta):
+    ///     server.poll()
+    ///     var packets := server.get_all_packets()
+    ///     for id in packets:
+    ///         server.get_peer(id).send_packets(packets[id])   # echo
+    /// ```
+    #[func]
+    fn get_all_packets(&mut self) -> VarDictionary {
+        let mut taken = Vec::new();
+        let mut packets = VarDictionary::new();
+        if let Err(err) = self.core.take_all_packets(&mut taken) {
+            errors::report("get_all_packets", &err);
+            return packets;
+        }
+        for (id, batch) in &taken {
+            packets.set(i64::from(*id), &crate::connection::packets_to_array(batch));
+        }
+        packets
+    }
+
+    /// Sends the same `message` to every client in `peer_ids`, or to every open client when
+    /// `peer_ids` is empty (the default): one copy of the bytes for all of them, as binary
+    /// (`WRITE_MODE_BINARY`, the default) or text (`WRITE_MODE_TEXT`).
+    ///
+    /// Every reachable client gets it. Returns `OK`, or the first error, printed: an unknown id
+    /// (`ERR_DOES_NOT_EXIST`), a named client that is not open (`ERR_UNAVAILABLE`), a full
+    /// outbound queue (`ERR_OUT_OF_MEMORY`); `ERR_INVALID_PARAMETER` (nothing sent) for another
+    /// write mode or text that is not valid UTF-8. Raw mode only: in multiplayer mode
+    /// `put_packet` with `target_peer` 0 broadcasts (this prints an error and returns
+    /// `ERR_UNAVAILABLE`).
+    /// ```gdscript
+    /// server.broadcast(JSON.stringify(state).to_utf8_buffer(), [], WebSocketConnection.WRITE_MODE_TEXT)
+    /// server.broadcast(snapshot, PackedInt32Array([2, 5]))
+    /// ```
+    #[func]
+    fn broadcast(
+        &mut self,
+        message: PackedByteArray,
+        #[opt(default = &PackedInt32Array::new())] peer_ids: PackedInt32Array,
+        #[opt(default = 1)] write_mode: i64,
+    ) -> GodotError {
+        let result = crate::connection::write_mode_is_text(write_mode).and_then(|is_text| {
+            let packet = Packet { data: Bytes::copy_from_slice(message.as_slice()), is_text };
+            let ids = if peer_ids.is_empty() { None } else { Some(peer_ids.as_slice()) };
+            self.core.broadcast(ids, packet)
+        });
+        errors::to_godot("broadcast", result)
+    }
+
     /// The core peer for a GDScript id, or None after reporting why not.
     fn core_peer(&self, context: &str, id: i64) -> Option<&websocket_rs_core::PeerHandle> {
         let result = i32::try_from(id)
@@ -318,14 +377,18 @@ impl Endpoint for WebSocketServer {
     type Event = ServerEvent;
     const IS_SERVER: bool = true;
 
-    fn dispatch(&mut self, event: ServerEvent) {
+    fn dispatch(&mut self, event: ServerEvent, data_received_listened: &mut Option<bool>) {
         match event {
             ServerEvent::ClientConnected { id, protocol, resource_name } => {
                 self.signals().client_connected().emit(i64::from(id), &GString::from(&protocol), &GString::from(&resource_name));
                 self.signals().peer_connected().emit(i64::from(id));
             }
             // Only raw mode reports messages this way; multiplayer packets go to SceneMultiplayer.
-            ServerEvent::DataReceived { id } => self.signals().data_received().emit(i64::from(id)),
+            ServerEvent::DataReceived { id } => {
+                if *data_received_listened.get_or_insert_with(|| self.base().has_connections("data_received")) {
+                    self.signals().data_received().emit(i64::from(id));
+                }
+            }
             ServerEvent::CloseRequested { id, code, reason } => {
                 self.signals().client_close_request().emit(i64::from(id), i64::from(code), &GString::from(&reason));
             }

@@ -92,11 +92,13 @@ const fn metric(id: &'static str, name: &'static str, unit: &'static str, higher
 }
 
 /// Every row of the load generator's table, in order.
-pub(super) const METRICS: [Metric; 17] = [
+pub(super) const METRICS: [Metric; 19] = [
     metric("echo_rate", "(a) echo, 100 clients, 64 B, 8 in flight, uncapped loop", "messages/s", true),
     metric("echo_cpu", "(a) echo: server CPU per message", "µs/message", false),
     metric("tick_rate", "(b) echo at a 60 Hz tick, 50 clients, 64 B, 256 in flight", "messages/s", true),
     metric("tick_cpu", "(b) echo at a 60 Hz tick: server CPU per message", "µs/message", false),
+    metric("tick_batch_rate", "(b) echo at a 60 Hz tick, batch calls (get_all_packets, send_packets)", "messages/s", true),
+    metric("tick_batch_cpu", "(b) echo at a 60 Hz tick, batch calls: server CPU per message", "µs/message", false),
     metric("rtt_p50", "(c) round trip, one in flight, 4 clients: p50", "µs", false),
     metric("rtt_p99", "(c) round trip, one in flight, 4 clients: p99", "µs", false),
     metric("large_sized_rate", "(d) 1 MiB messages, buffers sized for them", "MB/s", true),
@@ -116,6 +118,9 @@ pub(super) const METRICS: [Metric; 17] = [
 pub(super) const LOADGEN_ECHO: &str = "loadgen_echo_cpu";
 /// The load generator's CPU (% of one core) in the measured window of (b), in [`Figures`].
 pub(super) const LOADGEN_TICK: &str = "loadgen_tick_cpu";
+
+/// Why only ours has batch rows.
+const NO_BATCH_CALLS: &str = "no batch calls: the built-in classes take and send one packet per call; the ceiling and Bun have no frame loop, so (b) is already their way";
 
 /// Why the built-in classes get no "default settings" 1 MiB row (seen: the run fails at once).
 const BUILTIN_LARGE_DEFAULTS: &str = "WebSocketPeer's default inbound_buffer_size (65535 bytes) is smaller than a message: it closes the connection with 1009";
@@ -150,7 +155,8 @@ pub(super) struct RawBench {
 }
 
 impl RawBench {
-    /// Starts `server` in `mode` (echo, tick, broadcast or idle) waiting for `expected` peers.
+    /// Starts `server` in `mode` (echo, tick, tick_batch for ours, broadcast or idle) waiting for
+    /// `expected` peers.
     fn server(&self, server: Server, mode: &str, expected: usize, buffers: Buffers) -> Result<(Running, u16), String> {
         let port = free_port()?;
         // The engine-less servers have no frame loop: they echo as messages come, tick or not.
@@ -245,6 +251,17 @@ impl RawBench {
         f.insert("tick_cpu", num(&line, "server_cpu_us_per_message"));
         f.insert(LOADGEN_TICK, num(&line, "loadgen_window_cpu_percent"));
         drop(running);
+        if server.is_ours() {
+            let (running, port) = self.server(server, "tick_batch", 0, Buffers::Standard)?;
+            let (line, passed) = self.load(server, "echo", port, running.pid(), &["--clients", "50", "--window", "256", "--seconds", &seconds])?;
+            ok &= passed;
+            f.insert("tick_batch_rate", num(&line, "messages_per_s"));
+            f.insert("tick_batch_cpu", num(&line, "server_cpu_us_per_message"));
+            drop(running);
+        } else {
+            f.insert("tick_batch_rate", Value::Skipped(NO_BATCH_CALLS.into()));
+            f.insert("tick_batch_cpu", Value::Skipped(NO_BATCH_CALLS.into()));
+        }
 
         // (d) 1 MiB messages: buffers sized for them, then every setting as shipped. Each run
         // gets its own server so that buffers start empty.

@@ -12,10 +12,14 @@ mod command;
 mod config;
 mod connect;
 mod connection;
+mod deflate;
 mod error;
 mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
+/// Fuzz entry points of permessage-deflate (inflating, extension negotiation).
+#[doc(hidden)]
+pub use deflate::fuzzing as fuzzing_deflate;
 mod listener;
 mod memory;
 pub mod multiplayer;
@@ -28,6 +32,7 @@ mod utf8_guard;
 
 pub use client::{Client, ClientEvent};
 pub use config::{parse_header_lines, ConnectionConfig, Limits};
+pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{Error, OutboundLimit};
 pub use packet::Packet;
 pub use peer::{PeerHandle, ReadyState};

@@ -1,5 +1,6 @@
 //! `cargo xtask fuzz`: a short libFuzzer run of every target in `fuzz/` (the engine-free core's
-//! `Connection` driven by untrusted bytes, game commands and simulated time; the multiplayer id).
+//! `Connection` driven by untrusted bytes, game commands and simulated time; the multiplayer id;
+//! permessage-deflate's inflating and its extension header).
 //! cargo-fuzz is installed into `target/tools` at a pinned version; the stable toolchain is used
 //! with `RUSTC_BOOTSTRAP=1` and no sanitizer (libFuzzer still finds panics, overflows in debug
 //! assertions and hangs). A crash leaves its input in `fuzz/artifacts/<target>/` and fails the run;
@@ -15,9 +16,10 @@ use crate::process::{self, Echo};
 /// The cargo-fuzz release this command is written against.
 const CARGO_FUZZ_VERSION: &str = "0.12.0";
 /// The fuzz targets: the connection state machine fed by what the network sends (the upgrade
-/// request, the upgrade response, frames, or a script of bytes, game commands and time), and the
-/// multiplayer id.
-const TARGETS: [&str; 5] = ["server_handshake", "client_handshake", "frames", "connection", "multiplayer_id"];
+/// request, the upgrade response, frames, or a script of bytes, game commands and time), the
+/// multiplayer id, and permessage-deflate (compressed payloads, `Sec-WebSocket-Extensions` values).
+const TARGETS: [&str; 7] =
+    ["server_handshake", "client_handshake", "frames", "connection", "multiplayer_id", "inflate", "extension_header"];
 
 /// Runs each target for `seconds`; Ok(true) when none crashed.
 pub(crate) fn run(root: &Path, target_dir: &Path, seconds: u64) -> Result<bool, String> {
@@ -92,7 +94,9 @@ fn ensure_cargo_fuzz(target_dir: &Path) -> Result<PathBuf, String> {
 
 /// Writes the core's seed inputs for `target` into `corpus` (files named `seed-N`).
 fn write_seeds(target: &str, corpus: &Path) -> Result<(), String> {
-    for (i, seed) in websocket_rs_core::fuzzing::seeds(target).iter().enumerate() {
+    let mut seeds = websocket_rs_core::fuzzing::seeds(target);
+    seeds.extend(websocket_rs_core::fuzzing_deflate::seeds(target));
+    for (i, seed) in seeds.iter().enumerate() {
         let path = corpus.join(format!("seed-{i}"));
         std::fs::write(&path, seed).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }

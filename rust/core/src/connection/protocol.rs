@@ -520,10 +520,8 @@ impl Protocol {
         if message.data.len() > max {
             return Err(Violation::TooBig { size: message.data.len() as u64, max });
         }
-        if message.is_text {
-            if !self.utf8.feed(&message.data[before..]) || (fin && !self.utf8.is_complete()) {
-                return Err(Violation::InvalidUtf8);
-            }
+        if message.is_text && (!self.utf8.feed(&message.data[before..]) || (fin && !self.utf8.is_complete())) {
+            return Err(Violation::InvalidUtf8);
         }
         Ok(())
     }

@@ -312,3 +312,40 @@ fn a_failing_close_goes_out_at_close_timeout_if_the_game_does_not_answer() {
     assert_eq!(&wire[2..4], &1007u16.to_be_bytes(), "close code 1007");
     assert!(matches!(server.poll_event(), Some(ConnectionEvent::Closed(Ending::Failed { .. }))));
 }
+
+#[test]
+fn a_message_sent_right_behind_the_upgrade_request_is_delivered() {
+    let now = Instant::now();
+    let (server_end, raw) = memory::pair();
+    let mut server = Conn::accept(server_end, addr(), Arc::new(Settings::new(&ConnectionConfig::default())), now);
+    let mut bytes = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".to_vec();
+    // A masked text message "early" in the same segment as the request.
+    bytes.extend_from_slice(b"\x81\x85\x00\x00\x00\x00early");
+    raw.send(&bytes);
+    let mut events = Vec::new();
+    server.handle_readable(now);
+    settle(&mut server, &mut events);
+    assert!(matches!(events.first(), Some(ConnectionEvent::Opened(_))), "{events:?}");
+    assert_eq!(packets(&events), ["early"]);
+}
+
+#[test]
+fn a_message_sent_right_behind_the_upgrade_response_is_delivered() {
+    let now = Instant::now();
+    let (client_end, raw) = memory::pair();
+    let request = "ws://localhost/".into_client_request().unwrap();
+    let mut client = Conn::connect(request, Arc::new(Settings::new(&ConnectionConfig::default())), Arc::default(), now);
+    client.transport_ready(client_end, addr(), now);
+    client.flush();
+    let sent = String::from_utf8(raw.take_received()).unwrap();
+    let key = sent.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).expect("a key").to_string();
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let mut bytes = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").into_bytes();
+    bytes.extend_from_slice(b"\x82\x03abc");
+    raw.send(&bytes);
+    let mut events = Vec::new();
+    client.handle_readable(now);
+    settle(&mut client, &mut events);
+    assert!(matches!(events.first(), Some(ConnectionEvent::Opened(_))), "{events:?}");
+    assert_eq!(packets(&events), ["abc"]);
+}

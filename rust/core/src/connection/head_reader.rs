@@ -20,7 +20,9 @@ enum HeadProgress {
 /// A stream that reads no further than the end of the HTTP head (see the module documentation).
 #[derive(Debug)]
 pub(crate) struct HeadReader<S> {
+    /// The stream read from and written to.
     inner: S,
+    /// Where the reader is in the head.
     progress: HeadProgress,
     /// Bytes read from `inner` after the head.
     after_head: Vec<u8>,

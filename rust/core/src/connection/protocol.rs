@@ -207,6 +207,7 @@ impl CloseProgress {
 /// The frame whose payload is being read.
 #[derive(Debug)]
 struct FrameInProgress {
+    /// Its header, checked.
     header: FrameHeader,
     /// Its payload length.
     len: usize,
@@ -219,6 +220,7 @@ struct FrameInProgress {
 /// A fragmented message being put together.
 #[derive(Debug)]
 struct MessageInProgress {
+    /// Whether it is text (else binary).
     is_text: bool,
     /// Whether its first frame had RSV1 (the extension turns its frames back).
     transformed: bool,
@@ -228,17 +230,23 @@ struct MessageInProgress {
 
 /// The protocol state of one open connection (see the module documentation).
 pub(crate) struct Protocol {
+    /// Server (reads masked frames, writes unmasked ones) or client (the other way round).
     role: Role,
+    /// What the other side may send.
     limits: FrameLimits,
+    /// How far the close handshake is.
     close: CloseProgress,
     /// Bytes read and not yet consumed: the unread part of the frame in progress, then more.
     read_buf: BytesMut,
+    /// The frame whose header was read and whose payload is not all there yet.
     frame: Option<FrameInProgress>,
+    /// The fragmented message under way.
     message: Option<MessageInProgress>,
     /// UTF-8 state of the text message being received.
     utf8: Utf8Validator,
     /// Frames formatted and not yet written to the stream.
     out: Vec<u8>,
+    /// The RSV1 extension agreed on for this connection, if any.
     extension: Option<Box<dyn PerMessageExtension>>,
 }
 

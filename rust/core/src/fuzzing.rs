@@ -1,6 +1,6 @@
 //! Entry points for `cargo fuzz` (the `fuzz/` folder; `cargo xtask fuzz`): untrusted bytes fed to
-//! the very `Connection` the reactor runs (tungstenite behind our UTF-8 guard, our handshake
-//! answer, close codes, limits and back-pressure), over an in-memory stream, with commands from
+//! the very `Connection` the reactor runs (tungstenite's HTTP upgrade, our handshake answer, our
+//! framing, close codes, limits and back-pressure), over an in-memory stream, with commands from
 //! a game and time advanced in between. Each must return, never panic, whatever the bytes, and
 //! the connection must keep its promises (see [`Game`]).
 
@@ -15,10 +15,9 @@ use crate::config::{ConnectionConfig, Limits};
 use crate::connection::{Connection, ConnectionEvent, Role, Settings};
 use crate::memory::{self, MemoryStream};
 use crate::packet::Packet;
-use crate::utf8_guard::Utf8Guard;
 use crate::Bytes;
 
-type Conn = Connection<Utf8Guard<MemoryStream>>;
+type Conn = Connection<MemoryStream>;
 
 /// The settings of every fuzzed connection: small limits, so that inputs reach them, and the
 /// server's handshake policy (sub-protocols, extra header, allowed origin).
@@ -168,14 +167,14 @@ fn any_addr() -> SocketAddr {
 
 fn server(now: Instant) -> Game {
     let (local, remote) = memory::pair();
-    Game::new(Conn::accept(Utf8Guard::new(local), any_addr(), settings(), now), remote, now)
+    Game::new(Conn::accept(local, any_addr(), settings(), now), remote, now)
 }
 
 fn client(now: Instant) -> Option<Game> {
     let request = "ws://localhost/fuzz".into_client_request().ok()?;
     let (local, remote) = memory::pair();
     let mut conn = Conn::connect(request, settings(), Arc::default(), now);
-    conn.transport_ready(Utf8Guard::new(local), any_addr(), now);
+    conn.transport_ready(local, any_addr(), now);
     let mut game = Game::new(conn, remote, now);
     game.settle();
     Some(game)
@@ -183,7 +182,7 @@ fn client(now: Instant) -> Option<Game> {
 
 fn upgraded(role: Role, now: Instant) -> Game {
     let (local, remote) = memory::pair();
-    let mut game = Game::new(Conn::upgraded(Utf8Guard::after_head(local), role, settings(), now), remote, now);
+    let mut game = Game::new(Conn::upgraded(local, role, settings(), now), remote, now);
     game.settle();
     game
 }

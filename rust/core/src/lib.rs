@@ -28,7 +28,6 @@ mod peer;
 mod reactor;
 mod server;
 mod tls;
-mod utf8_guard;
 
 pub use client::{Client, ClientEvent};
 pub use config::{parse_header_lines, ConnectionConfig, Limits};

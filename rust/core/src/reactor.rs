@@ -31,11 +31,10 @@ use crate::flow::FlowControl;
 use crate::listener::{Accepted, Listener};
 use crate::packet::Packet;
 use crate::tls::{self, NetStream};
-use crate::utf8_guard::Utf8Guard;
 use crate::{Error, PeerId};
 
-/// What tungstenite reads and writes: the connection's stream, with incoming text checked early.
-type WsStream = Utf8Guard<NetStream>;
+/// What a connection reads and writes: TCP, or TLS over it.
+type WsStream = NetStream;
 
 const WAKER: Token = Token(usize::MAX);
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -362,7 +361,7 @@ impl Reactor {
         while let Some(event) = slot.conn.poll_event() {
             events.push(match event {
                 ConnectionEvent::Opened(mut info) => {
-                    info.no_delay = slot.conn.stream().and_then(|s| s.get_ref().tcp()).and_then(|tcp| tcp.nodelay().ok()).unwrap_or(false);
+                    info.no_delay = slot.conn.stream().and_then(|s| s.tcp()).and_then(|tcp| tcp.nodelay().ok()).unwrap_or(false);
                     ReactorEvent::Opened { id, flow: slot.conn.flow().clone(), info }
                 }
                 ConnectionEvent::Packet(packet) => ReactorEvent::Packet { id, packet },
@@ -408,7 +407,7 @@ impl Reactor {
                     }
                 }
                 Command::SetNoDelay { id, enabled } => {
-                    let tcp = self.by_id.get(&id).and_then(|&key| self.slots[key].conn.stream()).and_then(|s| s.get_ref().tcp());
+                    let tcp = self.by_id.get(&id).and_then(|&key| self.slots[key].conn.stream()).and_then(|s| s.tcp());
                     if let Some(tcp) = tcp {
                         let _ = tcp.set_nodelay(enabled);
                     }
@@ -437,7 +436,7 @@ impl Reactor {
             let key = self.slots.vacant_key();
             match listener.accept(self.slots.len(), self.poll.registry(), Token(key), now) {
                 Accepted::Connection { stream, remote } => {
-                    let conn = Connection::accept(Utf8Guard::new(stream), remote, self.settings.clone(), now);
+                    let conn = Connection::accept(stream, remote, self.settings.clone(), now);
                     let id = unused_id(&self.by_id);
                     let inserted = self.insert(id, conn);
                     debug_assert_eq!(inserted, key);
@@ -486,7 +485,7 @@ impl Reactor {
                     },
                     None => NetStream::Plain(stream),
                 };
-                slot.conn.transport_ready(Utf8Guard::new(stream), addr, now);
+                slot.conn.transport_ready(stream, addr, now);
             }
         }
     }
@@ -533,7 +532,7 @@ impl Reactor {
         if let Some(connecting) = &mut slot.connecting {
             let _ = registry.deregister(connecting.stream_mut());
         }
-        if let Some(tcp) = slot.conn.stream_mut().and_then(|s| s.get_mut().tcp_mut()) {
+        if let Some(tcp) = slot.conn.stream_mut().and_then(|s| s.tcp_mut()) {
             let _ = registry.deregister(tcp);
         }
         // A file descriptor is free again: connections left in the backlog can be taken now.

@@ -1,10 +1,7 @@
 //! How a connection closes: the close state of an open connection, how it ended, and the close
 //! code owed for each error (RFC 6455 sections 7.1.7 and 7.4).
 
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::frame::CloseFrame;
-
-use crate::utf8_guard;
+use super::protocol::Violation;
 
 /// Where an open connection is in the close handshake. Each state holds what it needs and no
 /// more, so that no mix of "we closed", "they closed" and "failing" can be written.
@@ -20,12 +17,25 @@ pub(crate) enum CloseState {
     /// We closed first and the other side answered with this frame; ends when TCP closes.
     Acknowledged { code: u16, reason: String },
     /// The other side broke the protocol or a limit after the messages reported so far; reading
-    /// has stopped. This close frame goes out when the game answers `Fail` (or at the close
-    /// timer), so that its answers to those messages go out first.
-    Failing { frame: CloseFrame, error: String },
+    /// has stopped. A close frame with this code and reason goes out when the game answers
+    /// `Fail` (or at the close timer), so that its answers to those messages go out first;
+    /// `error` says why, for the game.
+    Failing { code: u16, reason: String, error: String },
 }
 
 impl CloseState {
+    /// The state of a connection failing for `violation` (RFC 6455 section 7.1.7), with the
+    /// close code owed (section 7.4.1).
+    pub(crate) fn failing(violation: &Violation) -> CloseState {
+        let code = violation.close_code();
+        let mut reason = violation.to_string();
+        // A close reason fits a control frame with its code: at most 123 bytes.
+        while reason.len() > 123 {
+            reason.pop();
+        }
+        CloseState::Failing { code, error: format!("closed with {code}: {violation}"), reason }
+    }
+
     /// How the connection ends if the transport closes now.
     pub(crate) fn ending_on_transport_close(&self) -> Ending {
         match self {
@@ -54,44 +64,4 @@ pub(crate) fn describe_error(err: &tungstenite::Error) -> String {
         tungstenite::Error::Io(io) => crate::tls::describe_io_error(io),
         other => other.to_string(),
     }
-}
-
-/// The close code owed to a peer that broke the protocol or a limit, if any.
-pub(crate) fn close_code_for_error(err: &tungstenite::Error) -> Option<CloseCode> {
-    match err {
-        tungstenite::Error::Capacity(_) => Some(CloseCode::Size),
-        tungstenite::Error::Utf8(_) => Some(CloseCode::Invalid),
-        tungstenite::Error::Io(err) if utf8_guard::is_invalid_utf8(err) => Some(CloseCode::Invalid),
-        // The TCP connection ended without a close frame: a lost connection, not a violation.
-        tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => None,
-        tungstenite::Error::Protocol(_) => Some(CloseCode::Protocol),
-        _ => None,
-    }
-}
-
-/// The close frame owed for `err` and how the connection ends, or `None` when the error is a
-/// lost connection rather than the other side's fault.
-pub(crate) fn failure_for_error(err: &tungstenite::Error) -> Option<(CloseFrame, String)> {
-    let code = close_code_for_error(err)?;
-    let number = u16::from(code);
-    let hint = if matches!(err, tungstenite::Error::Capacity(_)) { " (over max_message_size)" } else { "" };
-    let frame = CloseFrame { code, reason: short_reason(err).into() };
-    Some((frame, format!("closed with {number}: {err}{hint}")))
-}
-
-/// How a connection ends after `err`.
-pub(crate) fn ending_for_error(err: &tungstenite::Error) -> Ending {
-    match failure_for_error(err) {
-        Some((_, error)) => Ending::Failed { error },
-        None => Ending::Lost,
-    }
-}
-
-/// A close reason that fits a close frame (at most 123 bytes).
-fn short_reason(err: &tungstenite::Error) -> String {
-    let mut text = err.to_string();
-    while text.len() > 123 {
-        text.pop();
-    }
-    text
 }

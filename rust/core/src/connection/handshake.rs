@@ -13,11 +13,6 @@ use tungstenite::protocol::WebSocketConfig;
 
 use crate::config::{ConnectionConfig, Limits};
 
-/// Read buffer per connection: small, so that idle connections stay cheap.
-const READ_BUFFER_SIZE: usize = 4096;
-/// Bytes gathered before a write reaches the socket (a flush always writes everything).
-const WRITE_BUFFER_SIZE: usize = 64 * 1024;
-
 /// What every connection of one server or client shares.
 #[derive(Debug)]
 pub(crate) struct Settings {
@@ -29,7 +24,7 @@ pub(crate) struct Settings {
     pub(crate) close_timeout: Duration,
     /// Ping interval of a new connection (`None`: no pings).
     pub(crate) heartbeat_interval: Option<Duration>,
-    /// tungstenite's settings.
+    /// tungstenite's settings for the HTTP upgrade (see [`handshake_config`]).
     pub(crate) websocket: WebSocketConfig,
     /// Server: sub-protocols supported, in order of preference.
     pub(crate) protocols: Vec<String>,
@@ -47,7 +42,7 @@ impl Settings {
             handshake_timeout: config.handshake_timeout,
             close_timeout: config.close_timeout,
             heartbeat_interval: config.heartbeat_interval,
-            websocket: tungstenite_config(&config.limits),
+            websocket: handshake_config(),
             protocols: config.protocols.clone(),
             extra_headers: config.extra_headers.clone(),
             allowed_origins: config.allowed_origins.clone(),
@@ -55,14 +50,13 @@ impl Settings {
     }
 }
 
-/// The tungstenite settings of every connection: small buffers, and `limits.max_message_size`
-/// for both frames and messages.
-pub(crate) fn tungstenite_config(limits: &Limits) -> WebSocketConfig {
+/// The tungstenite settings of the HTTP upgrade. tungstenite only does the upgrade; the
+/// `WebSocket` it makes at the end is taken apart at once (our framing runs the open
+/// connection), so its buffers are left empty.
+pub(crate) fn handshake_config() -> WebSocketConfig {
     let mut config = WebSocketConfig::default();
-    config.read_buffer_size = READ_BUFFER_SIZE;
-    config.write_buffer_size = WRITE_BUFFER_SIZE;
-    config.max_message_size = Some(limits.max_message_size);
-    config.max_frame_size = Some(limits.max_message_size);
+    config.read_buffer_size = 0;
+    config.write_buffer_size = 0;
     config
 }
 

@@ -17,14 +17,17 @@
 //! connection is open with a [`CloseState`], until it ends with an [`Ending`].
 
 mod close;
+mod frame;
 mod handshake;
+mod head_reader;
+mod protocol;
 #[cfg(test)]
 mod tests;
 mod timer;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -33,14 +36,13 @@ use std::time::{Duration, Instant};
 use tungstenite::handshake::client::{ClientHandshake, Request};
 use tungstenite::handshake::server::ServerHandshake;
 use tungstenite::handshake::{HandshakeError, MidHandshake};
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::frame::CloseFrame;
-use tungstenite::protocol::Role as WsRole;
-use tungstenite::{Message, WebSocket};
+use tungstenite::WebSocket;
 
 pub(crate) use self::close::{CloseState, Ending};
 pub(crate) use self::handshake::{AcceptCallback, OpenInfo, Settings};
-use self::close::{describe_error, ending_for_error, failure_for_error};
+use self::close::describe_error;
+use self::head_reader::HeadReader;
+use self::protocol::{FlushError, FrameLimits, Incoming, Protocol, ReadError};
 use self::timer::{Timer, TimerTable};
 use crate::command::PeerCommand;
 use crate::flow::FlowControl;
@@ -76,8 +78,8 @@ pub(crate) enum ConnectionEvent {
     HandshakeFailed(String),
 }
 
-type ServerMid<S> = MidHandshake<ServerHandshake<S, AcceptCallback>>;
-type ClientMid<S> = MidHandshake<ClientHandshake<S>>;
+type ServerMid<S> = MidHandshake<ServerHandshake<HeadReader<S>, AcceptCallback>>;
+type ClientMid<S> = MidHandshake<ClientHandshake<HeadReader<S>>>;
 
 /// Where a connection is in its life.
 enum Stage<S: Read + Write> {
@@ -88,7 +90,7 @@ enum Stage<S: Read + Write> {
     /// Client: writing the upgrade request, reading the response.
     ClientHandshake { mid: ClientMid<S> },
     /// The WebSocket is up, and this far into closing.
-    Open { ws: Box<WebSocket<S>>, close: CloseState },
+    Open { stream: S, protocol: Box<Protocol>, close: CloseState },
     /// Over: nothing is left to do.
     Ended,
 }
@@ -102,7 +104,7 @@ pub(crate) struct Connection<S: Read + Write> {
     flow: Arc<FlowControl>,
     timers: TimerTable,
     remote: Option<SocketAddr>,
-    /// Packets and bytes handed to the WebSocket but not yet flushed to the stream.
+    /// Packets and bytes handed to the protocol but not yet flushed to the stream.
     unflushed: (usize, usize),
     /// Whether a flush is owed (written data, or a queued pong or close reply).
     flush_owed: bool,
@@ -140,7 +142,7 @@ impl<S: Read + Write> Connection<S> {
     pub(crate) fn accept(stream: S, remote: SocketAddr, settings: Arc<Settings>, now: Instant) -> Self {
         let accepted = Rc::new(RefCell::new(OpenInfo { remote_addr: Some(remote), ..OpenInfo::default() }));
         let callback = AcceptCallback { settings: settings.clone(), accepted: accepted.clone() };
-        let mid = ServerHandshake::start(stream, callback, Some(settings.websocket));
+        let mid = ServerHandshake::start(HeadReader::new(stream), callback, Some(settings.websocket));
         let mut connection =
             Connection::new(Role::Server, Stage::ServerHandshake { mid, accepted }, settings, Arc::default(), now);
         connection.remote = Some(remote);
@@ -155,10 +157,8 @@ impl<S: Read + Write> Connection<S> {
 
     /// A connection over a stream whose upgrade is already done (tests and fuzzing).
     pub(crate) fn upgraded(stream: S, role: Role, settings: Arc<Settings>, now: Instant) -> Self {
-        let ws_role = if role == Role::Server { WsRole::Server } else { WsRole::Client };
-        let ws = WebSocket::from_raw_socket(stream, ws_role, Some(settings.websocket));
         let mut connection = Connection::new(role, Stage::Ended, settings, Arc::default(), now);
-        connection.open(ws, OpenInfo::default(), now);
+        connection.open(stream, Vec::new(), OpenInfo::default(), now);
         connection
     }
 
@@ -170,7 +170,7 @@ impl<S: Read + Write> Connection<S> {
             return;
         };
         self.remote = Some(remote);
-        match ClientHandshake::start(stream, *request, Some(self.settings.websocket)) {
+        match ClientHandshake::start(HeadReader::new(stream), *request, Some(self.settings.websocket)) {
             Ok(mid) => {
                 self.stage = Stage::ClientHandshake { mid };
                 self.advance_handshake(now);
@@ -197,9 +197,9 @@ impl<S: Read + Write> Connection<S> {
     /// The stream, once there is one and while the connection lives.
     pub(crate) fn stream(&self) -> Option<&S> {
         match &self.stage {
-            Stage::ServerHandshake { mid, .. } => Some(mid.get_ref().get_ref()),
-            Stage::ClientHandshake { mid } => Some(mid.get_ref().get_ref()),
-            Stage::Open { ws, .. } => Some(ws.get_ref()),
+            Stage::ServerHandshake { mid, .. } => Some(mid.get_ref().get_ref().get_ref()),
+            Stage::ClientHandshake { mid } => Some(mid.get_ref().get_ref().get_ref()),
+            Stage::Open { stream, .. } => Some(stream),
             Stage::AwaitingTransport { .. } | Stage::Ended => None,
         }
     }
@@ -207,9 +207,9 @@ impl<S: Read + Write> Connection<S> {
     /// See [`Connection::stream`].
     pub(crate) fn stream_mut(&mut self) -> Option<&mut S> {
         match &mut self.stage {
-            Stage::ServerHandshake { mid, .. } => Some(mid.get_mut().get_mut()),
-            Stage::ClientHandshake { mid } => Some(mid.get_mut().get_mut()),
-            Stage::Open { ws, .. } => Some(ws.get_mut()),
+            Stage::ServerHandshake { mid, .. } => Some(mid.get_mut().get_mut().get_mut()),
+            Stage::ClientHandshake { mid } => Some(mid.get_mut().get_mut().get_mut()),
+            Stage::Open { stream, .. } => Some(stream),
             Stage::AwaitingTransport { .. } | Stage::Ended => None,
         }
     }
@@ -296,18 +296,18 @@ impl<S: Read + Write> Connection<S> {
         }
     }
 
-    /// Writes everything the WebSocket holds to the stream.
+    /// Writes every frame the protocol holds to the stream.
     pub(crate) fn flush(&mut self) {
         self.flush_owed = false;
-        let Stage::Open { ws, close } = &mut self.stage else { return };
-        match ws.flush() {
+        let Stage::Open { stream, protocol, close } = &mut self.stage else { return };
+        match protocol.flush(stream) {
             Ok(()) => {
                 let (packets, bytes) = std::mem::take(&mut self.unflushed);
                 self.flow.release_outbound(packets, bytes);
             }
             // The writable event will bring us back.
-            Err(tungstenite::Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => {}
-            Err(tungstenite::Error::ConnectionClosed) => {
+            Err(FlushError::WouldBlock) => {}
+            Err(FlushError::Closed) => {
                 // Server side: our close reply went out; the close handshake is complete.
                 let ending = match close {
                     CloseState::ClosedByPeer { code, reason } | CloseState::Acknowledged { code, reason } => {
@@ -317,15 +317,15 @@ impl<S: Read + Write> Connection<S> {
                 };
                 self.end(ending);
             }
-            Err(err) => self.end(ending_for_error(&err)),
+            Err(FlushError::Lost) => self.end(Ending::Lost),
         }
     }
 
     /// On shutdown: a 1001 close frame to an open peer (best effort), then the end.
     pub(crate) fn shutdown(&mut self) {
-        if let Stage::Open { ws, .. } = &mut self.stage {
-            let _ = ws.close(Some(CloseFrame { code: CloseCode::Away, reason: "going away".into() }));
-            let _ = ws.flush();
+        if let Stage::Open { stream, protocol, .. } = &mut self.stage {
+            protocol.close(1001, "going away");
+            let _ = protocol.flush(stream);
         }
         self.end(Ending::Lost);
     }
@@ -335,7 +335,8 @@ impl<S: Read + Write> Connection<S> {
             Stage::ServerHandshake { mid, accepted } => match mid.handshake() {
                 Ok(ws) => {
                     let info = accepted.borrow().clone();
-                    self.open(ws, info, now);
+                    let (stream, after_head) = into_stream(ws);
+                    self.open(stream, after_head, info, now);
                 }
                 Err(HandshakeError::Interrupted(mid)) => self.stage = Stage::ServerHandshake { mid, accepted },
                 Err(HandshakeError::Failure(err)) => self.handshake_failed(describe_error(&err)),
@@ -348,7 +349,9 @@ impl<S: Read + Write> Connection<S> {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("")
                         .to_string();
-                    self.open(ws, OpenInfo { remote_addr: self.remote, protocol, ..OpenInfo::default() }, now);
+                    let (stream, after_head) = into_stream(ws);
+                    let info = OpenInfo { remote_addr: self.remote, protocol, ..OpenInfo::default() };
+                    self.open(stream, after_head, info, now);
                 }
                 Err(HandshakeError::Interrupted(mid)) => self.stage = Stage::ClientHandshake { mid },
                 Err(HandshakeError::Failure(err)) => {
@@ -360,8 +363,15 @@ impl<S: Read + Write> Connection<S> {
         }
     }
 
-    fn open(&mut self, ws: WebSocket<S>, info: OpenInfo, now: Instant) {
-        self.stage = Stage::Open { ws: Box::new(ws), close: CloseState::Active };
+    /// The upgrade is done: our framing takes over the stream, starting with `after_head`, the
+    /// bytes that came behind the HTTP head.
+    fn open(&mut self, stream: S, after_head: Vec<u8>, info: OpenInfo, now: Instant) {
+        let limits = FrameLimits {
+            max_message_size: self.settings.limits.max_message_size,
+            max_frame_size: self.settings.limits.max_message_size,
+        };
+        let protocol = Box::new(Protocol::new(self.role, limits, after_head, None));
+        self.stage = Stage::Open { stream, protocol, close: CloseState::Active };
         self.timers.stop(Timer::Handshake);
         self.last_heard = now;
         self.events.push_back(ConnectionEvent::Opened(info));
@@ -374,26 +384,21 @@ impl<S: Read + Write> Connection<S> {
     /// is full (then the stream is left unread: TCP back-pressure).
     fn read_messages(&mut self, now: Instant) {
         loop {
-            let Stage::Open { ws, close } = &mut self.stage else { return };
+            let Stage::Open { stream, protocol, close } = &mut self.stage else { return };
             if matches!(close, CloseState::Failing { .. }) {
                 return;
             }
             if self.flow.pause_if_full(&self.settings.limits) {
                 break;
             }
-            let read = ws.read();
+            let read = protocol.read(stream);
             if read.is_ok() {
                 self.last_heard = now;
             }
             match read {
-                Ok(Message::Text(text)) => self.deliver(Packet { data: text.into(), is_text: true }),
-                Ok(Message::Binary(data)) => self.deliver(Packet { data, is_text: false }),
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-                Ok(Message::Close(frame)) => {
-                    let (code, reason) = match &frame {
-                        Some(f) => (u16::from(f.code), f.reason.to_string()),
-                        None => (1005, String::new()),
-                    };
+                Ok(Incoming::Message(packet)) => self.deliver(packet),
+                Ok(Incoming::Ping | Incoming::Pong) => {}
+                Ok(Incoming::Close { code, reason }) => {
                     if matches!(close, CloseState::Active) {
                         self.events.push_back(ConnectionEvent::CloseRequested { code, reason: reason.clone() });
                         *close = CloseState::ClosedByPeer { code, reason };
@@ -402,22 +407,21 @@ impl<S: Read + Write> Connection<S> {
                         *close = CloseState::Acknowledged { code, reason };
                     }
                 }
-                Err(tungstenite::Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => break,
-                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                Err(ReadError::WouldBlock) => break,
+                Err(ReadError::Closed) => {
                     let ending = close.ending_on_transport_close();
                     self.end(ending);
                     return;
                 }
-                Err(err) => {
-                    match failure_for_error(&err) {
-                        // Stop reading; close once the game has answered what came before.
-                        Some((frame, error)) => {
-                            *close = CloseState::Failing { frame, error };
-                            self.events.push_back(ConnectionEvent::Failing);
-                            self.timers.set(Timer::Close, now + self.settings.close_timeout);
-                        }
-                        None => self.end(Ending::Lost),
-                    }
+                Err(ReadError::Lost) => {
+                    self.end(Ending::Lost);
+                    return;
+                }
+                Err(ReadError::Violation(violation)) => {
+                    // Stop reading; close once the game has answered what came before.
+                    *close = CloseState::failing(&violation);
+                    self.events.push_back(ConnectionEvent::Failing);
+                    self.timers.set(Timer::Close, now + self.settings.close_timeout);
                     return;
                 }
             }
@@ -434,30 +438,26 @@ impl<S: Read + Write> Connection<S> {
     fn send(&mut self, packet: Packet) {
         let len = packet.data.len();
         // Answers to what came before a violation still go out before the failing close.
-        let Stage::Open { ws, close: CloseState::Active | CloseState::Failing { .. } } = &mut self.stage else {
+        let queued = match &mut self.stage {
+            Stage::Open { protocol, close: CloseState::Active | CloseState::Failing { .. }, .. } => {
+                // `PeerHandle::send` only queues text that is valid UTF-8.
+                debug_assert!(!packet.is_text || std::str::from_utf8(&packet.data).is_ok());
+                protocol.send_message(&packet.data, packet.is_text)
+            }
+            _ => false,
+        };
+        if !queued {
             // Closing or gone: the game learns that from the close events; free the room.
             self.flow.release_outbound(1, len);
             return;
-        };
-        let message = if packet.is_text && std::str::from_utf8(&packet.data).is_ok() {
-            // SAFETY: checked to be UTF-8 just above.
-            Message::Text(unsafe { tungstenite::Utf8Bytes::from_bytes_unchecked(packet.data) })
-        } else {
-            // `PeerHandle::send` only queues text that is valid UTF-8; anything else is binary.
-            Message::Binary(packet.data)
-        };
+        }
         self.unflushed.0 += 1;
         self.unflushed.1 += len;
-        match ws.write(message) {
-            Ok(()) => {}
-            Err(tungstenite::Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => {}
-            Err(err) => return self.end(ending_for_error(&err)),
-        }
         self.flush_owed = true;
     }
 
     fn start_close(&mut self, code: u16, reason: String, now: Instant) {
-        let Stage::Open { ws, close } = &mut self.stage else {
+        let Stage::Open { protocol, close, .. } = &mut self.stage else {
             // Still handshaking: nothing to close gracefully.
             return self.end(Ending::Lost);
         };
@@ -465,11 +465,7 @@ impl<S: Read + Write> Connection<S> {
             return;
         }
         *close = CloseState::ClosedByUs;
-        match ws.close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.into() })) {
-            Ok(()) => {}
-            Err(tungstenite::Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => {}
-            Err(err) => return self.end(ending_for_error(&err)),
-        }
+        protocol.close(code, &reason);
         self.timers.set(Timer::Close, now + self.settings.close_timeout);
         self.flush_owed = true;
     }
@@ -477,10 +473,10 @@ impl<S: Read + Write> Connection<S> {
     /// Closes a failing connection: the close frame that says why (RFC 6455 section 7.1.7), then
     /// the connection is dropped.
     fn fail_now(&mut self) {
-        let Stage::Open { ws, close } = &mut self.stage else { return };
-        let CloseState::Failing { frame, error } = std::mem::replace(close, CloseState::Active) else { return };
-        let _ = ws.close(Some(frame));
-        let _ = ws.flush();
+        let Stage::Open { stream, protocol, close } = &mut self.stage else { return };
+        let CloseState::Failing { code, reason, error } = std::mem::replace(close, CloseState::Active) else { return };
+        protocol.close(code, &reason);
+        let _ = protocol.flush(stream);
         self.end(Ending::Failed { error });
     }
 
@@ -497,18 +493,16 @@ impl<S: Read + Write> Connection<S> {
 
     /// A heartbeat is due: drop a peer that did not answer the last ping, else ping it.
     fn heartbeat(&mut self, now: Instant) {
-        let (Some(interval), Stage::Open { ws, .. }) = (self.heartbeat, &mut self.stage) else { return };
+        let (Some(interval), Stage::Open { stream, protocol, .. }) = (self.heartbeat, &mut self.stage) else { return };
         if self.ping_sent.is_some_and(|sent| self.last_heard < sent) {
-            let _ = ws.close(Some(CloseFrame { code: CloseCode::Away, reason: "no answer to ping".into() }));
-            let _ = ws.flush();
+            protocol.close(1001, "no answer to ping");
+            let _ = protocol.flush(stream);
             let error = format!("no answer to a ping within {interval:?} (heartbeat_interval); dropped");
             return self.end(Ending::Failed { error });
         }
-        match ws.write(Message::Ping(tungstenite::Bytes::new())) {
-            Ok(()) => {}
-            Err(tungstenite::Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => {}
+        if !protocol.send_ping() {
             // Closing already: no more pings.
-            Err(_) => return,
+            return;
         }
         self.ping_sent = Some(now);
         self.timers.set(Timer::Heartbeat, now + interval);
@@ -542,4 +536,10 @@ impl<S: Read + Write> Connection<S> {
             _ => {}
         }
     }
+}
+
+/// The stream of a finished handshake and the bytes read after its HTTP head (tungstenite read
+/// no further: [`HeadReader`] stops it at the head's end).
+fn into_stream<S: Read + Write>(ws: WebSocket<HeadReader<S>>) -> (S, Vec<u8>) {
+    ws.into_inner().into_parts()
 }

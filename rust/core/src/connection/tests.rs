@@ -11,10 +11,9 @@ use crate::command::PeerCommand;
 use crate::config::{ConnectionConfig, Limits};
 use crate::memory::{self, MemoryStream};
 use crate::packet::Packet;
-use crate::utf8_guard::Utf8Guard;
 use crate::Bytes;
 
-type Conn = Connection<Utf8Guard<MemoryStream>>;
+type Conn = Connection<MemoryStream>;
 
 fn addr() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 9000))
@@ -47,10 +46,10 @@ impl Pair {
         let now = Instant::now();
         let settings = Arc::new(Settings::new(&config));
         let (server_end, client_end) = memory::pair();
-        let server = Conn::accept(Utf8Guard::new(server_end), addr(), settings.clone(), now);
+        let server = Conn::accept(server_end, addr(), settings.clone(), now);
         let request = "ws://localhost/game".into_client_request().unwrap();
         let mut client = Conn::connect(request, settings, Arc::default(), now);
-        client.transport_ready(Utf8Guard::new(client_end), addr(), now);
+        client.transport_ready(client_end, addr(), now);
         let mut pair = Pair { now, server, client, server_events: Vec::new(), client_events: Vec::new() };
         pair.run();
         assert!(matches!(pair.server_events.as_slice(), [ConnectionEvent::Opened(_)]), "{:?}", pair.server_events);
@@ -121,7 +120,7 @@ fn a_server_drops_a_connection_that_sends_no_request_within_handshake_timeout() 
     let now = Instant::now();
     let settings = Arc::new(Settings::new(&with(|c| c.handshake_timeout = Duration::from_secs(3))));
     let (server_end, _client_end) = memory::pair();
-    let mut server = Conn::accept(Utf8Guard::new(server_end), addr(), settings, now);
+    let mut server = Conn::accept(server_end, addr(), settings, now);
     server.handle_readable(now);
     assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(3)));
     server.handle_timeout(now + Duration::from_millis(2999));
@@ -144,7 +143,7 @@ fn a_client_whose_transport_or_answer_does_not_come_fails_at_handshake_timeout()
     // ... or a server that never answers the upgrade request.
     let (client_end, server_end) = memory::pair();
     let mut silent = Conn::connect(request, settings, Arc::default(), now);
-    silent.transport_ready(Utf8Guard::new(client_end), addr(), now);
+    silent.transport_ready(client_end, addr(), now);
     silent.flush();
     assert!(server_end.take_received().starts_with(b"GET / HTTP/1.1"), "the request went out");
     silent.handle_timeout(now + Duration::from_millis(500));
@@ -221,14 +220,14 @@ fn a_peer_that_does_not_answer_a_ping_is_dropped_at_the_next() {
 fn a_full_inbound_queue_pauses_reading_until_the_game_takes_a_packet() {
     let limits = Limits { inbound_max_packets: 2, ..Limits::default() };
     let mut pair = Pair::open(with(|c| c.limits = limits.clone()));
-    // Larger than tungstenite's read buffer together, so that some wait in the stream.
+    // Larger than the read buffer together, so that some wait in the stream.
     let message = |n: usize| format!("m{n}:{}", "x".repeat(3000));
     for n in 0..5 {
         pair.client_send(text(&message(n)));
     }
     pair.run();
     assert_eq!(packets(&pair.server_events), [message(0), message(1)], "reading paused at the limit");
-    assert!(pair.client.stream().unwrap().get_ref().sent_unread() > 0, "the rest waits in the stream, not dropped");
+    assert!(pair.client.stream().unwrap().sent_unread() > 0, "the rest waits in the stream, not dropped");
     // The game takes one packet: room again, so it asks to resume.
     let len = message(0).len();
     assert!(pair.server.flow().taken(len, &limits), "the take that makes room resumes reading");
@@ -248,14 +247,14 @@ fn a_full_inbound_queue_pauses_reading_until_the_game_takes_a_packet() {
 #[test]
 fn a_peer_that_does_not_read_makes_sends_wait_not_vanish() {
     let mut pair = Pair::open(ConnectionConfig::default());
-    pair.client.stream().unwrap().get_ref().set_receive_capacity(Some(16));
+    pair.client.stream().unwrap().set_receive_capacity(Some(16));
     let limits = Limits::default();
     let big = Packet { data: Bytes::from(vec![7u8; 1000]), is_text: false };
     pair.server.flow().reserve_outbound(2, 1000, &limits).unwrap();
     pair.server_command(PeerCommand::Send(big));
     assert_eq!(pair.server.flow().outbound_bytes(), 1000, "not written yet: still counted");
     // The peer reads again; a writable event brings the rest out.
-    pair.client.stream().unwrap().get_ref().set_receive_capacity(None);
+    pair.client.stream().unwrap().set_receive_capacity(None);
     pair.server.handle_writable(pair.now);
     pair.run();
     assert_eq!(pair.server.flow().outbound_bytes(), 0);
@@ -266,7 +265,7 @@ fn a_peer_that_does_not_read_makes_sends_wait_not_vanish() {
 fn raw_client_and_server(config: ConnectionConfig) -> (MemoryStream, Conn, Instant) {
     let now = Instant::now();
     let (server_end, raw) = memory::pair();
-    let mut server = Conn::accept(Utf8Guard::new(server_end), addr(), Arc::new(Settings::new(&config)), now);
+    let mut server = Conn::accept(server_end, addr(), Arc::new(Settings::new(&config)), now);
     raw.send(
         b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
     );
@@ -312,4 +311,41 @@ fn a_failing_close_goes_out_at_close_timeout_if_the_game_does_not_answer() {
     assert_eq!(wire[0], 0x88, "a close frame: {wire:?}");
     assert_eq!(&wire[2..4], &1007u16.to_be_bytes(), "close code 1007");
     assert!(matches!(server.poll_event(), Some(ConnectionEvent::Closed(Ending::Failed { .. }))));
+}
+
+#[test]
+fn a_message_sent_right_behind_the_upgrade_request_is_delivered() {
+    let now = Instant::now();
+    let (server_end, raw) = memory::pair();
+    let mut server = Conn::accept(server_end, addr(), Arc::new(Settings::new(&ConnectionConfig::default())), now);
+    let mut bytes = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".to_vec();
+    // A masked text message "early" in the same segment as the request.
+    bytes.extend_from_slice(b"\x81\x85\x00\x00\x00\x00early");
+    raw.send(&bytes);
+    let mut events = Vec::new();
+    server.handle_readable(now);
+    settle(&mut server, &mut events);
+    assert!(matches!(events.first(), Some(ConnectionEvent::Opened(_))), "{events:?}");
+    assert_eq!(packets(&events), ["early"]);
+}
+
+#[test]
+fn a_message_sent_right_behind_the_upgrade_response_is_delivered() {
+    let now = Instant::now();
+    let (client_end, raw) = memory::pair();
+    let request = "ws://localhost/".into_client_request().unwrap();
+    let mut client = Conn::connect(request, Arc::new(Settings::new(&ConnectionConfig::default())), Arc::default(), now);
+    client.transport_ready(client_end, addr(), now);
+    client.flush();
+    let sent = String::from_utf8(raw.take_received()).unwrap();
+    let key = sent.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).expect("a key").to_string();
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let mut bytes = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").into_bytes();
+    bytes.extend_from_slice(b"\x82\x03abc");
+    raw.send(&bytes);
+    let mut events = Vec::new();
+    client.handle_readable(now);
+    settle(&mut client, &mut events);
+    assert!(matches!(events.first(), Some(ConnectionEvent::Opened(_))), "{events:?}");
+    assert_eq!(packets(&events), ["abc"]);
 }

@@ -185,9 +185,7 @@ impl PeerHandle {
         if packets.is_empty() {
             return Ok(());
         }
-        if packets.iter().any(|p| p.is_text && std::str::from_utf8(&p.data).is_err()) {
-            return Err(Error::TextNotUtf8);
-        }
+        packets.iter().try_for_each(Packet::check_text)?;
         let bytes = packets.iter().map(|p| p.data.len()).sum();
         peer.flow.reserve_outbound_many(peer.id, packets.len(), bytes, &peer.limits)?;
         if !peer.commands.send(Command::SendMany { id: peer.id, packets }) {
@@ -203,9 +201,7 @@ impl PeerHandle {
     /// Queues a packet for sending. Refuses (and keeps nothing) when the peer is not open or the
     /// outbound queue is at its limit.
     pub fn send(&self, packet: Packet) -> Result<(), Error> {
-        if packet.is_text && std::str::from_utf8(&packet.data).is_err() {
-            return Err(Error::TextNotUtf8);
-        }
+        packet.check_text()?;
         self.queue(packet)
     }
 

@@ -339,9 +339,7 @@ impl Server {
         if self.config.multiplayer {
             return Err(Error::Unsupported("raw broadcast in multiplayer mode (use put_packet with target_peer 0)".into()));
         }
-        if packet.is_text && std::str::from_utf8(&packet.data).is_err() {
-            return Err(Error::TextNotUtf8);
-        }
+        packet.check_text()?;
         let mut first_error = None;
         let mut send = |result: Result<(), Error>| {
             if let Err(err) = result {

@@ -208,10 +208,10 @@ impl WebSocketConnection {
     /// ```
     #[func]
     fn set_write_mode(&mut self, mode: i64) {
-        match mode {
-            Self::WRITE_MODE_TEXT | Self::WRITE_MODE_BINARY => self.write_mode = mode,
-            other => {
-                errors::report("set_write_mode", &Error::InvalidArgument(format!("write mode {other} is not WRITE_MODE_TEXT (0) or WRITE_MODE_BINARY (1)")));
+        match write_mode_is_text(mode) {
+            Ok(_) => self.write_mode = mode,
+            Err(err) => {
+                errors::report("set_write_mode", &err);
             }
         }
     }

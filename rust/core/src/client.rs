@@ -104,6 +104,14 @@ impl Client {
                 .map_err(|err| Error::InvalidSubProtocol(format!("sub-protocols: {err}")))?;
             request.headers_mut().insert("Sec-WebSocket-Protocol", value);
         }
+        if let Some(offer) = crate::deflate::client_offer(&config.deflate) {
+            let value = HeaderValue::from_str(&offer).map_err(|err| {
+                Error::InvalidHeader(format!("Sec-WebSocket-Extensions '{offer}': {err}"))
+            })?;
+            request
+                .headers_mut()
+                .insert("Sec-WebSocket-Extensions", value);
+        }
         for (name, value) in &config.extra_headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|err| Error::InvalidHeader(format!("header name '{name}': {err}")))?;

@@ -1,4 +1,4 @@
-//! Settings of a server or client: queue limits, timeouts, sub-protocols and headers.
+//! Settings of a server or client: queue limits, timeouts, sub-protocols, headers and compression.
 
 use std::time::Duration;
 
@@ -86,6 +86,9 @@ pub struct ConnectionConfig {
     /// caller's thread. The I/O thread answers pings, finishes handshakes and sends while the game
     /// is busy; inline costs no thread hand-off, which wins when the game thread never sleeps.
     pub io_thread: bool,
+    /// permessage-deflate (RFC 7692): whether a client offers it and a server accepts it, and how
+    /// it compresses.
+    pub deflate: crate::DeflateConfig,
 }
 
 impl Default for ConnectionConfig {
@@ -104,6 +107,7 @@ impl Default for ConnectionConfig {
             tls_server: None,
             tls_client: crate::TlsClientSettings::default(),
             io_thread: true,
+            deflate: crate::DeflateConfig::default(),
         }
     }
 }
@@ -112,6 +116,7 @@ impl ConnectionConfig {
     /// Checks limits, protocol names and header lines before anything is opened.
     pub fn validate(&self) -> Result<(), Error> {
         self.limits.validate()?;
+        self.deflate.validate()?;
         if self.handshake_timeout.is_zero() {
             return Err(Error::InvalidSetting {
                 name: "handshake_timeout".into(),

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::command::{Command, CommandSender, PeerCommand};
 use crate::config::Limits;
 use crate::connection::{Ending, OpenInfo};
+use crate::deflate::DeflateParams;
 use crate::flow::FlowControl;
 use crate::packet::Packet;
 use crate::{Error, PeerId};
@@ -42,6 +43,8 @@ pub(crate) struct Peer {
     close: Option<(u16, String)>,
     remote_addr: Option<SocketAddr>,
     protocol: String,
+    /// The permessage-deflate agreement, if compression was agreed.
+    deflate: Option<DeflateParams>,
     resource_name: String,
     requested_url: String,
     heartbeat: Option<Duration>,
@@ -76,6 +79,7 @@ impl PeerHandle {
             close: None,
             remote_addr: None,
             protocol: String::new(),
+            deflate: None,
             resource_name: String::new(),
             requested_url,
         })))
@@ -114,6 +118,12 @@ impl PeerHandle {
     /// The negotiated sub-protocol ("" when none).
     pub fn protocol(&self) -> String {
         self.peer().protocol.clone()
+    }
+
+    /// The permessage-deflate parameters agreed at the handshake (`None`: messages travel
+    /// uncompressed, because one side did not offer or accept compression).
+    pub fn deflate(&self) -> Option<DeflateParams> {
+        self.peer().deflate
     }
 
     /// Whether the socket had TCP_NODELAY set when the connection opened (read from the socket).
@@ -266,6 +276,7 @@ impl PeerHandle {
         peer.remote_addr = info.remote_addr;
         peer.no_delay_at_open = info.no_delay;
         peer.protocol = info.protocol;
+        peer.deflate = info.deflate;
         peer.resource_name = info.resource_name;
     }
 

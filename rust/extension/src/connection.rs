@@ -288,6 +288,49 @@ impl WebSocketConnection {
         GString::from(&self.peer.protocol())
     }
 
+    /// Whether permessage-deflate compression was agreed in the handshake (both sides had
+    /// `permessage_deflate` on; browsers, Python `websockets` and Node `ws` offer it, Godot's
+    /// built-in classes never do).
+    #[func]
+    fn has_permessage_deflate(&self) -> bool {
+        self.peer.deflate().is_some()
+    }
+
+    /// The permessage-deflate parameters agreed in the handshake, or an empty dictionary when
+    /// messages travel uncompressed. Keys: `server_no_context_takeover` and
+    /// `client_no_context_takeover` (bool), `server_max_window_bits` and
+    /// `client_max_window_bits` (int, 8 to 15), and `header` (the agreed
+    /// `Sec-WebSocket-Extensions` value).
+    /// ```gdscript
+    /// var deflate := peer.get_permessage_deflate()
+    /// if deflate:
+    ///     print("compressed, server window 2^%d" % deflate.server_max_window_bits)
+    /// ```
+    #[func]
+    fn get_permessage_deflate(&self) -> VarDictionary {
+        let mut dict = VarDictionary::new();
+        if let Some(params) = self.peer.deflate() {
+            dict.set(
+                "server_no_context_takeover",
+                params.server_no_context_takeover,
+            );
+            dict.set(
+                "client_no_context_takeover",
+                params.client_no_context_takeover,
+            );
+            dict.set(
+                "server_max_window_bits",
+                i64::from(params.server_max_window_bits),
+            );
+            dict.set(
+                "client_max_window_bits",
+                i64::from(params.client_max_window_bits),
+            );
+            dict.set("header", &GString::from(&params.to_header()));
+        }
+        dict
+    }
+
     /// The URL the client connected to, as given to `connect_to_url`; "" on the server side.
     #[func]
     fn get_requested_url(&self) -> GString {

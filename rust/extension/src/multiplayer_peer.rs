@@ -53,7 +53,8 @@ pub(crate) fn raw_mode_error() -> Error {
 ///
 /// Shared fields the class's code may use: `handshake_timeout`, `supported_protocols`,
 /// `handshake_headers`, `inbound_buffer_size`, `outbound_buffer_size`, `inbound_max_packets`,
-/// `outbound_max_packets`, `max_message_size`, `heartbeat_interval`, `multiplayer` (whether the
+/// `outbound_max_packets`, `max_message_size`, `heartbeat_interval`, the `permessage_deflate` and
+/// `deflate_*` settings, `multiplayer` (whether the
 /// running server or client is in multiplayer mode) and `target_peer`; and
 /// `connection_properties()`.
 macro_rules! websocket_multiplayer_peer {
@@ -185,6 +186,69 @@ macro_rules! websocket_multiplayer_peer {
             #[var]
             #[init(val = ::websocket_rs_core::ConnectionConfig::default().io_thread)]
             use_io_thread: bool,
+            /// Whether to compress messages with permessage-deflate (RFC 7692) when the other side
+            /// agrees. Default: `true`.
+            ///
+            /// A client offers it, a server accepts a client's offer. Browsers, Python
+            /// `websockets`, Node `ws` and uWebSockets offer or accept it; Godot's built-in
+            /// classes never do, so with them messages simply travel uncompressed. Messages
+            /// shorter than `deflate_threshold` are never compressed. See
+            /// `WebSocketConnection.get_permessage_deflate()` for what was agreed. Read when the
+            /// server starts listening or the client connects.
+            #[var]
+            #[init(val = ::websocket_rs_core::DeflateConfig::default().enabled)]
+            permessage_deflate: bool,
+            /// zlib compression level of sent messages, 0 (nothing is compressed) to 9
+            /// (smallest, slowest). Default: 6.
+            ///
+            /// Out of range makes `listen` / `connect_to_url` return `ERR_INVALID_PARAMETER`.
+            #[var]
+            #[init(val = i64::from(::websocket_rs_core::DeflateConfig::default().level))]
+            deflate_level: i64,
+            /// Messages shorter than this many bytes are sent uncompressed. Default: 128.
+            ///
+            /// Compressing a few dozen bytes costs CPU and rarely saves a byte; a message that
+            /// does not get smaller is always sent as it is. A negative number makes `listen` /
+            /// `connect_to_url` return `ERR_INVALID_PARAMETER`.
+            #[var]
+            #[init(val = $crate::settings::int(::websocket_rs_core::DeflateConfig::default().threshold))]
+            deflate_threshold: i64,
+            /// Whether the server forgets its compression context after each message. Default:
+            /// `true`.
+            ///
+            /// `true` keeps an idle connection free of compression memory (a kept deflate context
+            /// costs 245 to 371 KiB per connection) at the price of a worse ratio for small,
+            /// similar messages. A server always honours a client that asks for it; a client
+            /// asks for it when this is `true`.
+            #[var]
+            #[init(val = ::websocket_rs_core::DeflateConfig::default().server_no_context_takeover)]
+            deflate_server_no_context_takeover: bool,
+            /// Whether the client forgets its compression context after each message. Default:
+            /// `true`.
+            ///
+            /// A server with `true` imposes it on its clients (so it never keeps a 46.5 KiB
+            /// inflate context per idle client); a client with `true` uses it and says so.
+            #[var]
+            #[init(val = ::websocket_rs_core::DeflateConfig::default().client_no_context_takeover)]
+            deflate_client_no_context_takeover: bool,
+            /// Largest LZ77 window, as a power of two (8 to 15), the server compresses with.
+            /// Default: 15 (32 KiB).
+            ///
+            /// A server uses at most this; a client below 15 asks the server for it. Smaller
+            /// windows use less memory while a context lives and compress less. Out of range makes
+            /// `listen` / `connect_to_url` return `ERR_INVALID_PARAMETER`.
+            #[var]
+            #[init(val = i64::from(::websocket_rs_core::DeflateConfig::default().server_max_window_bits))]
+            deflate_server_max_window_bits: i64,
+            /// Largest LZ77 window, as a power of two (8 to 15), the client compresses with.
+            /// Default: 15.
+            ///
+            /// A server below 15 imposes it on clients that allow it (browsers do); a client uses
+            /// at most this and tells the server. Out of range makes `listen` / `connect_to_url`
+            /// return `ERR_INVALID_PARAMETER`.
+            #[var]
+            #[init(val = i64::from(::websocket_rs_core::DeflateConfig::default().client_max_window_bits))]
+            deflate_client_max_window_bits: i64,
             /// Whether the running server or client is in Godot multiplayer mode (`gd_mp_api`,
             /// `create_server`, `create_client`).
             multiplayer: bool,
@@ -264,6 +328,15 @@ macro_rules! websocket_multiplayer_peer {
                     heartbeat_interval: self.heartbeat_interval,
                     io_thread: self.use_io_thread,
                     multiplayer,
+                    deflate: $crate::settings::DeflateProperties {
+                        enabled: self.permessage_deflate,
+                        level: self.deflate_level,
+                        threshold: self.deflate_threshold,
+                        server_no_context_takeover: self.deflate_server_no_context_takeover,
+                        client_no_context_takeover: self.deflate_client_no_context_takeover,
+                        server_max_window_bits: self.deflate_server_max_window_bits,
+                        client_max_window_bits: self.deflate_client_max_window_bits,
+                    },
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use godot::prelude::*;
-use websocket_rs_core::{parse_header_lines, ConnectionConfig, Error, Limits};
+use websocket_rs_core::{parse_header_lines, ConnectionConfig, DeflateConfig, Error, Limits};
 
 /// The values of the connection properties shared by `WebSocketServer` and `WebSocketClient`.
 pub(crate) struct ConnectionProperties<'a> {
@@ -23,6 +23,61 @@ pub(crate) struct ConnectionProperties<'a> {
     pub(crate) io_thread: bool,
     /// Godot multiplayer mode (`gd_mp_api`, `create_server`, `create_client`).
     pub(crate) multiplayer: bool,
+    /// `permessage_deflate` and the `deflate_*` properties.
+    pub(crate) deflate: DeflateProperties,
+}
+
+/// The values of the compression properties (`permessage_deflate`, `deflate_*`).
+pub(crate) struct DeflateProperties {
+    pub(crate) enabled: bool,
+    pub(crate) level: i64,
+    pub(crate) threshold: i64,
+    pub(crate) server_no_context_takeover: bool,
+    pub(crate) client_no_context_takeover: bool,
+    pub(crate) server_max_window_bits: i64,
+    pub(crate) client_max_window_bits: i64,
+}
+
+impl DeflateProperties {
+    /// The core's settings; numbers out of range give [`Error::InvalidSetting`] naming the property.
+    fn to_config(&self) -> Result<DeflateConfig, Error> {
+        let config = DeflateConfig {
+            enabled: self.enabled,
+            level: in_range("deflate_level", self.level, 0, 9)?,
+            threshold: usize::try_from(self.threshold).map_err(|_| Error::InvalidSetting {
+                name: "deflate_threshold".into(),
+                problem: format!("must be 0 or more (is {})", self.threshold),
+            })?,
+            server_no_context_takeover: self.server_no_context_takeover,
+            client_no_context_takeover: self.client_no_context_takeover,
+            server_max_window_bits: in_range(
+                "deflate_server_max_window_bits",
+                self.server_max_window_bits,
+                8,
+                15,
+            )?,
+            client_max_window_bits: in_range(
+                "deflate_client_max_window_bits",
+                self.client_max_window_bits,
+                8,
+                15,
+            )?,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// `value` when it lies in `min..=max`, as the core's type.
+fn in_range<T: TryFrom<i64>>(name: &str, value: i64, min: i64, max: i64) -> Result<T, Error> {
+    (min..=max)
+        .contains(&value)
+        .then(|| T::try_from(value).ok())
+        .flatten()
+        .ok_or_else(|| Error::InvalidSetting {
+            name: name.into(),
+            problem: format!("must be {min}..{max} (is {value})"),
+        })
 }
 
 impl ConnectionProperties<'_> {
@@ -48,6 +103,7 @@ impl ConnectionProperties<'_> {
             heartbeat_interval: seconds("heartbeat_interval", self.heartbeat_interval, true)?,
             multiplayer: self.multiplayer,
             io_thread: self.io_thread,
+            deflate: self.deflate.to_config()?,
             ..defaults
         };
         config.validate()?;

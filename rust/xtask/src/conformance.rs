@@ -1,4 +1,5 @@
-//! RFC 6455 conformance: the Autobahn|Testsuite cases (groups 1-7, 9, 10; no compression) run
+//! RFC 6455 and RFC 7692 conformance: the Autobahn|Testsuite cases (groups 1-7, 9, 10, and 12
+//! and 13, permessage-deflate) run
 //! by `kosoku` against our server (an echo server in headless Godot, `tests/helpers/autobahn_echo.gd`)
 //! and with our client as the testee (`tests/helpers/autobahn_client.gd` against kosoku's fuzzing
 //! server). Any FAILED or NON-STRICT case fails the run; the summary goes to
@@ -12,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::process::{self, Echo};
 
-/// The case groups run (Autobahn's numbering; 12 and 13 are compression, not supported).
-const GROUPS: [&str; 9] = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*"];
+/// The case groups run (Autobahn's numbering; 12 and 13 are permessage-deflate).
+const GROUPS: [&str; 11] = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*", "12.*", "13.*"];
 /// Time one side of the suite may take.
 const SUITE_LIMIT: Duration = Duration::from_secs(900);
 
@@ -207,8 +208,9 @@ fn field<'a>(body: &'a str, name: &str) -> Option<&'a str> {
 
 fn write_summary(results: &[SuiteResult], path: &PathBuf) -> Result<(), String> {
     let mut md = String::from(
-        "# RFC 6455 conformance\n\n\
-         The Autobahn|Testsuite cases of groups 1-7, 9 and 10 (all but compression), run by\n\
+        "# RFC 6455 and RFC 7692 conformance\n\n\
+         The Autobahn|Testsuite cases of groups 1-7, 9 and 10, and the permessage-deflate groups 12\n\
+         and 13 (our default compression settings on both sides), run by\n\
          the PyPI package `kosoku` through `cargo xtask conformance` (also part of\n\
          `cargo xtask test`): against our `WebSocketServer` (an echo server in headless Godot) and with\n\
          our `WebSocketClient` as the testee. Any FAILED or NON-STRICT case fails the build. This file\n\

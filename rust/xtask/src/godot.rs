@@ -17,7 +17,6 @@ use crate::process;
 const MIN_VERSION: (u32, u32) = (4, 6);
 /// Folder (under the cache) of the provisioned Godot.
 const PROVISION_DIR: &str = "godot-4.6-debian-sid";
-const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// Returns a runnable Godot 4.6+ (a binary or the wrapper script of a provisioned one).
 pub(crate) fn find_or_provision() -> Result<PathBuf, String> {
@@ -138,12 +137,12 @@ fn provision(wrapper: &Path) -> Result<PathBuf, String> {
         process::run_checked(privileged(&["rm", "-rf"]).arg(&staging))?;
     }
     let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
+    // No mirror argument: debootstrap uses its own default.
     process::run_checked(
         privileged(&["debootstrap", "--variant=minbase", "--include=godot"])
             .arg(format!("--keyring={keyring}"))
             .arg("sid")
-            .arg(staging.join("root"))
-            .arg(DEBIAN_MIRROR),
+            .arg(staging.join("root")),
     )
     .map_err(|e| format!("debootstrap of Debian sid with godot failed: {e}"))?;
     if dir.exists() {

@@ -1,5 +1,6 @@
 //! The HTTP upgrade: the settings every connection of a server or client shares, and the
-//! server's answer to an upgrade request (sub-protocol, extra headers, allowed origins).
+//! server's answer to an upgrade request (sub-protocol, permessage-deflate, extra headers,
+//! allowed origins).
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use tungstenite::http::{HeaderName, HeaderValue, StatusCode};
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::config::{ConnectionConfig, Limits};
+use crate::deflate::{server_answer, DeflateConfig, DeflateParams};
 
 /// What every connection of one server or client shares.
 #[derive(Debug)]
@@ -32,6 +34,8 @@ pub(crate) struct Settings {
     pub(crate) extra_headers: Vec<(String, String)>,
     /// Server: browser origins allowed (empty: any).
     pub(crate) allowed_origins: Vec<String>,
+    /// permessage-deflate: offered (client), accepted (server), and how messages are compressed.
+    pub(crate) deflate: DeflateConfig,
 }
 
 impl Settings {
@@ -46,6 +50,7 @@ impl Settings {
             protocols: config.protocols.clone(),
             extra_headers: config.extra_headers.clone(),
             allowed_origins: config.allowed_origins.clone(),
+            deflate: config.deflate.clone(),
         }
     }
 }
@@ -68,10 +73,13 @@ pub(crate) struct OpenInfo {
     pub(crate) resource_name: String,
     /// TCP_NODELAY as read back from the socket when it opened (set by the reactor).
     pub(crate) no_delay: bool,
+    /// The permessage-deflate parameters agreed on, if compression was.
+    pub(crate) deflate: Option<DeflateParams>,
 }
 
-/// The server's answer to an upgrade request: picks the sub-protocol, adds the extra headers,
-/// refuses origins not allowed, and records what the client asked for in `accepted`.
+/// The server's answer to an upgrade request: picks the sub-protocol, accepts or declines
+/// permessage-deflate, adds the extra headers, refuses origins not allowed, and records what was
+/// agreed in `accepted`.
 pub(crate) struct AcceptCallback {
     pub(crate) settings: std::sync::Arc<Settings>,
     pub(crate) accepted: Rc<RefCell<OpenInfo>>,
@@ -109,6 +117,24 @@ impl tungstenite::handshake::server::Callback for AcceptCallback {
             if let Ok(value) = HeaderValue::from_str(selected) {
                 response.headers_mut().insert("Sec-WebSocket-Protocol", value);
             }
+        }
+        let extension_offers: Vec<&str> = request
+            .headers()
+            .get_all("Sec-WebSocket-Extensions")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        match server_answer(&settings.deflate, &extension_offers) {
+            Ok(Some((params, answer))) => {
+                if let Ok(value) = HeaderValue::from_str(&answer) {
+                    info.deflate = Some(params);
+                    response
+                        .headers_mut()
+                        .insert("Sec-WebSocket-Extensions", value);
+                }
+            }
+            Ok(None) => {}
+            Err(err) => return Err(refusal(StatusCode::BAD_REQUEST, err.to_string())),
         }
         for (name, value) in &settings.extra_headers {
             if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {

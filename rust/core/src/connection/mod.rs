@@ -42,9 +42,11 @@ pub(crate) use self::close::{CloseState, Ending};
 pub(crate) use self::handshake::{AcceptCallback, OpenInfo, Settings};
 use self::close::describe_error;
 use self::head_reader::HeadReader;
+pub(crate) use self::protocol::{ExtensionError, PerMessageExtension};
 use self::protocol::{FlushError, FrameLimits, Incoming, Protocol, ReadError};
 use self::timer::{Timer, TimerTable};
 use crate::command::PeerCommand;
+use crate::deflate::{client_accept, PerMessageDeflate};
 use crate::flow::FlowControl;
 use crate::packet::Packet;
 
@@ -343,14 +345,23 @@ impl<S: Read + Write> Connection<S> {
             },
             Stage::ClientHandshake { mid } => match mid.handshake() {
                 Ok((ws, response)) => {
-                    let protocol = response
-                        .headers()
-                        .get("Sec-WebSocket-Protocol")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string();
+                    let headers = response.headers();
+                    let protocol =
+                        headers.get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    // Several extension headers are one comma-separated list (RFC 7230 3.2.2).
+                    let extensions: Vec<&str> =
+                        headers.get_all("Sec-WebSocket-Extensions").iter().map(|v| v.to_str().unwrap_or("\u{fffd}")).collect();
+                    let answer = (!extensions.is_empty()).then(|| extensions.join(", "));
+                    let deflate = match client_accept(&self.settings.deflate, answer.as_deref()) {
+                        Ok(deflate) => deflate,
+                        Err(err) => {
+                            // RFC 6455 4.1: an extension answer we cannot use fails the connection.
+                            let remote = self.remote.map(|a| a.to_string()).unwrap_or_default();
+                            return self.connect_failed(format!("handshake with {remote} failed: {err}"));
+                        }
+                    };
                     let (stream, after_head) = into_stream(ws);
-                    let info = OpenInfo { remote_addr: self.remote, protocol, ..OpenInfo::default() };
+                    let info = OpenInfo { remote_addr: self.remote, protocol, deflate, ..OpenInfo::default() };
                     self.open(stream, after_head, info, now);
                 }
                 Err(HandshakeError::Interrupted(mid)) => self.stage = Stage::ClientHandshake { mid },
@@ -370,7 +381,14 @@ impl<S: Read + Write> Connection<S> {
             max_message_size: self.settings.limits.max_message_size,
             max_frame_size: self.settings.limits.max_message_size,
         };
-        let protocol = Box::new(Protocol::new(self.role, limits, after_head, None));
+        let extension = info.deflate.map(|params| {
+            Box::new(PerMessageDeflate::new(
+                self.role,
+                params,
+                &self.settings.deflate,
+            )) as Box<dyn PerMessageExtension>
+        });
+        let protocol = Box::new(Protocol::new(self.role, limits, after_head, extension));
         self.stage = Stage::Open { stream, protocol, close: CloseState::Active };
         self.timers.stop(Timer::Handshake);
         self.last_heard = now;

@@ -46,9 +46,6 @@ pub(crate) trait PerMessageExtension {
 }
 
 /// Why an extension could not turn a received payload back.
-// Constructed by the extensions (the deflate codec; a test extension here); none is set up
-// outside the tests until negotiation exists.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum ExtensionError {
     /// The message would be larger than the size allowed (close code 1009).

@@ -3,18 +3,18 @@
 //! by frame, never past the caller's size limit.
 //!
 //! Memory: each context (zlib-rs through flate2) is created on first use and, in a direction
-//! without context takeover, dropped after each message, so an idle connection that keeps no
-//! context holds none. A compressor costs 4 × 2^bits bytes (window and chain) plus 243 KiB, 245
+//! without context takeover, handed back after each message to the thread's few spares ([`spare`]),
+//! so an idle connection that keeps no context holds none. A compressor costs 4 × 2^bits bytes (window and chain) plus 243 KiB, 245
 //! KiB (9-bit window) to 371 KiB (15 bits): zlib-rs's hash table has a fixed 64 Ki entries (128
 //! KiB) and flate2 does not expose zlib's `memLevel` (112 KiB of symbol buffers at its 8). A
 //! decompressor costs 46.5 KiB whatever the window: zlib-rs always allocates a 32 KiB one.
 
 use std::fmt;
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Compress, Decompress, FlushCompress, FlushDecompress, Status};
 
 use super::{clamp_window_bits, DeflateConfig, DeflateParams, MAX_LEVEL};
-use crate::connection::Role;
+use crate::connection::{ExtensionError, PerMessageExtension, Role};
 
 /// The empty stored block a sync flush ends with; RFC 7692 7.2.1 removes it from each message
 /// and 7.2.2 appends it again before inflating.
@@ -118,20 +118,19 @@ impl PerMessageDeflate {
         if payload.len() < self.threshold || self.level == 0 {
             return None;
         }
-        let sending = self.sending;
-        let level = self.level;
-        let compressor = self
-            .compressor
-            .get_or_insert_with(|| Compress::new_with_window_bits(Compression::new(level), false, sending.zlib_window_bits()));
-        let compressed = deflate_sync(compressor, payload);
+        let (level, bits) = (self.level, self.sending.zlib_window_bits());
+        let mut compressor = self.compressor.take().unwrap_or_else(|| spare::take_compressor(level, bits));
+        let compressed = deflate_sync(&mut compressor, payload);
         let smaller = compressed.filter(|bytes| bytes.len() < payload.len());
-        if smaller.is_none() {
-            // The compressor has seen the message but the peer will not: with context takeover,
-            // a later message could refer to bytes the peer's window never got. Start afresh.
-            compressor.reset();
-        }
-        if sending.no_context_takeover {
-            self.compressor = None;
+        if self.sending.no_context_takeover {
+            spare::give_compressor(level, bits, compressor);
+        } else {
+            if smaller.is_none() {
+                // The compressor has seen the message but the peer will not: with context
+                // takeover, a later message could refer to bytes the peer's window never got.
+                compressor.reset();
+            }
+            self.compressor = Some(compressor);
         }
         smaller
     }
@@ -145,9 +144,14 @@ impl PerMessageDeflate {
         let result = self.inflate_frame(input, fin, max_size, out);
         if result.is_err() || fin {
             // A message ended (or failed): keep the context only when it is taken over and the
-            // stream did not end with a final block.
+            // stream did not end with a final block; a context in a good state goes back to the
+            // thread's spares, a failed one is dropped.
             if result.is_err() || self.receiving.no_context_takeover || self.after_final_block.is_some() {
-                self.decompressor = None;
+                if let Some(decompressor) = self.decompressor.take() {
+                    if result.is_ok() {
+                        spare::give_decompressor(self.receiving.zlib_window_bits(), decompressor);
+                    }
+                }
             }
             self.after_final_block = None;
         }
@@ -165,12 +169,128 @@ impl PerMessageDeflate {
     /// Feeds `input`, then the tail when `fin`, to the decompressor.
     fn inflate_frame(&mut self, input: &[u8], fin: bool, max_size: usize, out: &mut Vec<u8>) -> Result<(), InflateError> {
         let window_bits = self.receiving.zlib_window_bits();
-        let decompressor = self.decompressor.get_or_insert_with(|| Decompress::new_with_window_bits(false, window_bits));
+        let decompressor = self.decompressor.get_or_insert_with(|| spare::take_decompressor(window_bits));
         inflate_bounded(decompressor, input, max_size, out, &mut self.after_final_block)?;
         if fin {
             inflate_bounded(decompressor, &SYNC_FLUSH_TAIL, max_size, out, &mut self.after_final_block)?;
         }
         Ok(())
+    }
+}
+
+impl PerMessageExtension for PerMessageDeflate {
+    fn compress(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
+        PerMessageDeflate::compress(self, payload)
+    }
+
+    fn decompress(
+        &mut self,
+        input: &[u8],
+        fin: bool,
+        max_size: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ExtensionError> {
+        PerMessageDeflate::decompress(self, input, fin, max_size, out).map_err(|err| match err {
+            InflateError::TooBig => ExtensionError::TooBig,
+            InflateError::Corrupt(why) => ExtensionError::Corrupt(why),
+        })
+    }
+}
+
+/// Contexts kept between messages for reuse by any connection this thread serves (the I/O
+/// thread, or the game thread inline), in their initial state. Without context takeover a
+/// direction needs a context only during a message: making one costs an allocation of 245 to
+/// 371 KiB (deflate) or 46.5 KiB (inflate), resetting a spare one costs clearing its hash table.
+/// At most [`spare::KEEP_COMPRESSORS`] and [`spare::KEEP_DECOMPRESSORS`] are kept per thread,
+/// so a thread holds at most about 0.9 MiB of them, whatever the number of connections.
+pub(crate) mod spare {
+    use std::cell::RefCell;
+
+    use flate2::{Compress, Compression, Decompress};
+
+    /// Spare compressors kept per thread (one per level and window in use, usually one).
+    pub(crate) const KEEP_COMPRESSORS: usize = 2;
+    /// Spare decompressors kept per thread.
+    pub(crate) const KEEP_DECOMPRESSORS: usize = 4;
+
+    /// One thread's spare contexts.
+    #[derive(Default)]
+    struct Spares {
+        /// Compressors by level and zlib window bits.
+        compressors: Vec<(u32, u8, Compress)>,
+        /// Decompressors by zlib window bits.
+        decompressors: Vec<(u8, Decompress)>,
+    }
+
+    thread_local! {
+        static SPARES: RefCell<Spares> = RefCell::new(Spares::default());
+    }
+
+    /// A compressor at `level` with a `bits` window: a spare one, else a new one.
+    pub(crate) fn take_compressor(level: u32, bits: u8) -> Compress {
+        let spare = SPARES
+            .try_with(|spares| {
+                let mut spares = spares.borrow_mut();
+                let index = spares
+                    .compressors
+                    .iter()
+                    .position(|(l, b, _)| *l == level && *b == bits)?;
+                Some(spares.compressors.swap_remove(index).2)
+            })
+            .ok()
+            .flatten();
+        spare
+            .unwrap_or_else(|| Compress::new_with_window_bits(Compression::new(level), false, bits))
+    }
+
+    /// Resets `compressor` and keeps it as a spare if there is room.
+    pub(crate) fn give_compressor(level: u32, bits: u8, mut compressor: Compress) {
+        compressor.reset();
+        let _ = SPARES.try_with(|spares| {
+            let mut spares = spares.borrow_mut();
+            if spares.compressors.len() < KEEP_COMPRESSORS {
+                spares.compressors.push((level, bits, compressor));
+            }
+        });
+    }
+
+    /// A raw decompressor with a `bits` window: a spare one, else a new one.
+    pub(crate) fn take_decompressor(bits: u8) -> Decompress {
+        let spare = SPARES
+            .try_with(|spares| {
+                let mut spares = spares.borrow_mut();
+                let index = spares.decompressors.iter().position(|(b, _)| *b == bits)?;
+                Some(spares.decompressors.swap_remove(index).1)
+            })
+            .ok()
+            .flatten();
+        spare.unwrap_or_else(|| Decompress::new_with_window_bits(false, bits))
+    }
+
+    /// Resets `decompressor` and keeps it as a spare if there is room.
+    pub(crate) fn give_decompressor(bits: u8, mut decompressor: Decompress) {
+        decompressor.reset(false);
+        let _ = SPARES.try_with(|spares| {
+            let mut spares = spares.borrow_mut();
+            if spares.decompressors.len() < KEEP_DECOMPRESSORS {
+                spares.decompressors.push((bits, decompressor));
+            }
+        });
+    }
+
+    /// How many spares this thread holds: (compressors, decompressors).
+    #[cfg(test)]
+    pub(crate) fn count() -> (usize, usize) {
+        SPARES.with(|spares| {
+            let spares = spares.borrow();
+            (spares.compressors.len(), spares.decompressors.len())
+        })
+    }
+
+    /// Frees this thread's spares (tests measure what a connection holds apart from them).
+    #[cfg(test)]
+    pub(crate) fn clear() {
+        SPARES.with(|spares| *spares.borrow_mut() = Spares::default());
     }
 }
 

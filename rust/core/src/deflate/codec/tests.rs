@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::deflate::measure::json_message;
+use flate2::Compression;
 
 /// "Hello" compressed with a sync flush, tail removed (RFC 7692 7.2.3.1).
 const HELLO: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
@@ -290,4 +291,42 @@ fn contexts_lazy_and_released() {
         let kept = if agreed.server_no_context_takeover { 0 } else { INFLATE_CONTEXT_BYTES };
         assert_eq!(client.memory_estimate(), kept, "{agreed}: client after receiving");
     }
+}
+
+/// However many connections a thread serves, it keeps at most a few spare contexts, and a
+/// connection without takeover holds none between messages.
+#[test]
+fn spares_are_bounded_per_thread() {
+    spare::clear();
+    let mut rng = fastrand::Rng::with_seed(3);
+    let message = json_message(0, &mut rng);
+    let agreed = params(true, true, 15, 15);
+    let mut servers: Vec<PerMessageDeflate> = (0..50)
+        .map(|_| PerMessageDeflate::new(Role::Server, agreed, &config(0)))
+        .collect();
+    let mut client = PerMessageDeflate::new(Role::Client, agreed, &config(0));
+    for server in &mut servers {
+        let compressed = server.compress(&message).expect("compressible");
+        assert_eq!(
+            inflate(&mut client, &compressed).as_deref(),
+            Ok(&message[..])
+        );
+        let back = client.compress(&message).expect("compressible");
+        assert_eq!(inflate(server, &back).as_deref(), Ok(&message[..]));
+        assert_eq!(server.memory_estimate(), 0, "nothing held between messages");
+    }
+    let (compressors, decompressors) = spare::count();
+    assert!(
+        (1..=spare::KEEP_COMPRESSORS).contains(&compressors),
+        "{compressors} spare compressors"
+    );
+    assert!(
+        (1..=spare::KEEP_DECOMPRESSORS).contains(&decompressors),
+        "{decompressors} spare decompressors"
+    );
+    // A context taken from the spares starts afresh: the same message compresses the same way.
+    let first = servers[0].compress(&message);
+    let second = servers[1].compress(&message);
+    assert_eq!(first, second);
+    spare::clear();
 }

@@ -13,6 +13,7 @@ use tungstenite::client::IntoClientRequest;
 use crate::command::PeerCommand;
 use crate::config::{ConnectionConfig, Limits};
 use crate::connection::{Connection, ConnectionEvent, Role, Settings};
+use crate::deflate::DeflateParams;
 use crate::memory::{self, MemoryStream};
 use crate::packet::Packet;
 use crate::Bytes;
@@ -180,9 +181,19 @@ fn client(now: Instant) -> Option<Game> {
     Some(game)
 }
 
-fn upgraded(role: Role, now: Instant) -> Game {
+/// An open connection of `side`'s role (bit 0: client), with permessage-deflate agreed when
+/// bit 1 is set (bits 2 and 3: no context takeover for server and client; bits 4 and 5 pick
+/// small windows), so that frames with RSV1 reach the inflater through the framing.
+fn upgraded(side: u8, now: Instant) -> Game {
+    let role = if side.is_multiple_of(2) { Role::Server } else { Role::Client };
+    let deflate = (side & 2 != 0).then_some(DeflateParams {
+        server_no_context_takeover: side & 4 != 0,
+        client_no_context_takeover: side & 8 != 0,
+        server_max_window_bits: if side & 16 != 0 { 9 } else { 15 },
+        client_max_window_bits: if side & 32 != 0 { 8 } else { 15 },
+    });
     let (local, remote) = memory::pair();
-    let mut game = Game::new(Conn::upgraded(local, role, settings(), now), remote, now);
+    let mut game = Game::new(Conn::upgraded(local, role, settings(), deflate, now), remote, now);
     game.settle();
     game
 }
@@ -209,11 +220,11 @@ pub fn client_handshake(data: &[u8]) {
     feed_in_pieces(&mut game, data);
 }
 
-/// `data` as frames on an open connection; the first byte picks the side that receives them.
+/// `data` as frames on an open connection; the first byte picks the side that receives them
+/// and whether compression was agreed (see `upgraded`).
 pub fn frames(data: &[u8]) {
     let Some((&side, rest)) = data.split_first() else { return };
-    let role = if side % 2 == 0 { Role::Server } else { Role::Client };
-    let mut game = upgraded(role, Instant::now());
+    let mut game = upgraded(side, Instant::now());
     feed_in_pieces(&mut game, rest);
 }
 
@@ -222,8 +233,7 @@ pub fn frames(data: &[u8]) {
 /// the peer stop reading, or time pass. The first byte picks the side.
 pub fn connection(data: &[u8]) {
     let Some((&side, mut script)) = data.split_first() else { return };
-    let role = if side % 2 == 0 { Role::Server } else { Role::Client };
-    let mut game = upgraded(role, Instant::now());
+    let mut game = upgraded(side, Instant::now());
     while let Some((&op, rest)) = script.split_first() {
         let arg = rest.first().copied().unwrap_or(0);
         script = rest.get(1..).unwrap_or(&[]);
@@ -295,6 +305,10 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             b"\x00\x81\x82\x00\x00\x00\x00hi\x88\x80\x00\x00\x00\x00",
             b"\x00\x01\x81\x01\x01\x01\x01h\x89\x80\x00\x00\x00\x00\x80\x81\x01\x01\x01\x01i\x88\x84\x00\x00\x00\x00\x03\xe8ok",
             b"\x01\x82\x02hi\x88\x02\x03\xe9",
+            // Compression agreed: "Hello" compressed (RFC 7692 7.2.3.1), masked to a server,
+            // then fragmented; unmasked to a client with no context takeover.
+            b"\x02\xc1\x87\x00\x00\x00\x00\xf2\x48\xcd\xc9\xc9\x07\x00\x41\x83\x00\x00\x00\x00\xf2\x48\xcd\x80\x84\x00\x00\x00\x00\xc9\xc9\x07\x00",
+            b"\x0f\xc1\x07\xf2\x48\xcd\xc9\xc9\x07\x00\x88\x02\x03\xe8",
         ],
         // Server side: a masked text message fed in, the game sends and takes, time passes for
         // two heartbeats, then a bad frame is fed and the game answers Failing; client side: the
@@ -303,6 +317,9 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             b"\x00\x00\x08\x81\x82\x00\x00\x00\x00hi\x02\x04\x05\x00\x08\x14\x08\x14\x00\x02\x8f\x80\x06\x00",
             b"\x01\x03\x00\x00\x04\x88\x02\x03\xe8\x08\x3c",
             b"\x00\x07\x01\x02\x40\x02\x40\x07\x00\x08\x3c\x09\x00",
+            // Compression agreed on a server: a compressed "Hello" fed in, the game sends large
+            // messages (compressed) and takes its packets.
+            b"\x06\x00\x0d\xc1\x87\x00\x00\x00\x00\xf2\x48\xcd\xc9\xc9\x07\x00\x02\x40\x02\x41\x05\x00",
         ],
         "multiplayer_id" => vec![&[5, 0, 0, 0], &[1]],
         _ => vec![],

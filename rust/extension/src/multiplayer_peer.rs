@@ -207,9 +207,10 @@ macro_rules! websocket_multiplayer_peer {
             deflate_level: i64,
             /// Messages shorter than this many bytes are sent uncompressed. Default: 128.
             ///
-            /// Compressing a few dozen bytes costs CPU and rarely saves a byte; a message that
-            /// does not get smaller is always sent as it is. A negative number makes `listen` /
-            /// `connect_to_url` return `ERR_INVALID_PARAMETER`.
+            /// Compressing a few dozen bytes costs CPU and rarely saves a byte, and a message
+            /// that does not get smaller is sent as it is. 0 compresses every message, even one
+            /// that grows (as browsers do). A negative number makes `listen` / `connect_to_url`
+            /// return `ERR_INVALID_PARAMETER`.
             #[var]
             #[init(val = $crate::settings::int(::websocket_rs_core::DeflateConfig::default().threshold))]
             deflate_threshold: i64,

@@ -210,7 +210,8 @@ fn write_summary(results: &[SuiteResult], path: &PathBuf) -> Result<(), String> 
     let mut md = String::from(
         "# RFC 6455 and RFC 7692 conformance\n\n\
          The Autobahn|Testsuite cases of groups 1-7, 9 and 10, and the permessage-deflate groups 12\n\
-         and 13 (our default compression settings on both sides), run by\n\
+         and 13 (our default compression settings, except `deflate_threshold = 0`: every message is\n\
+         compressed), run by\n\
          the PyPI package `kosoku` through `cargo xtask conformance` (also part of\n\
          `cargo xtask test`): against our `WebSocketServer` (an echo server in headless Godot) and with\n\
          our `WebSocketClient` as the testee. Any FAILED or NON-STRICT case fails the build. This file\n\

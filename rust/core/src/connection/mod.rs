@@ -46,7 +46,7 @@ pub(crate) use self::protocol::{ExtensionError, PerMessageExtension};
 use self::protocol::{FlushError, FrameLimits, Incoming, Protocol, ReadError};
 use self::timer::{Timer, TimerTable};
 use crate::command::PeerCommand;
-use crate::deflate::{client_accept, PerMessageDeflate};
+use crate::deflate::{client_accept, DeflateParams, PerMessageDeflate};
 use crate::flow::FlowControl;
 use crate::packet::Packet;
 
@@ -157,10 +157,11 @@ impl<S: Read + Write> Connection<S> {
         Connection::new(Role::Client, Stage::AwaitingTransport { request: Box::new(request) }, settings, flow, now)
     }
 
-    /// A connection over a stream whose upgrade is already done (tests and fuzzing).
-    pub(crate) fn upgraded(stream: S, role: Role, settings: Arc<Settings>, now: Instant) -> Self {
+    /// A connection over a stream whose upgrade is already done, with `deflate` agreed if given
+    /// (tests and fuzzing).
+    pub(crate) fn upgraded(stream: S, role: Role, settings: Arc<Settings>, deflate: Option<DeflateParams>, now: Instant) -> Self {
         let mut connection = Connection::new(role, Stage::Ended, settings, Arc::default(), now);
-        connection.open(stream, Vec::new(), OpenInfo::default(), now);
+        connection.open(stream, Vec::new(), OpenInfo { deflate, ..OpenInfo::default() }, now);
         connection
     }
 

@@ -47,7 +47,11 @@ impl Pair {
         let settings = Arc::new(Settings::new(&config));
         let (server_end, client_end) = memory::pair();
         let server = Conn::accept(server_end, addr(), settings.clone(), now);
-        let request = "ws://localhost/game".into_client_request().unwrap();
+        let mut request = "ws://localhost/game".into_client_request().unwrap();
+        // The compression offer a `Client` adds to its request.
+        if let Some(offer) = crate::deflate::client_offer(&config.deflate) {
+            request.headers_mut().insert("Sec-WebSocket-Extensions", offer.parse().unwrap());
+        }
         let mut client = Conn::connect(request, settings, Arc::default(), now);
         client.transport_ready(client_end, addr(), now);
         let mut pair = Pair { now, server, client, server_events: Vec::new(), client_events: Vec::new() };
@@ -219,7 +223,11 @@ fn a_peer_that_does_not_answer_a_ping_is_dropped_at_the_next() {
 #[test]
 fn a_full_inbound_queue_pauses_reading_until_the_game_takes_a_packet() {
     let limits = Limits { inbound_max_packets: 2, ..Limits::default() };
-    let mut pair = Pair::open(with(|c| c.limits = limits.clone()));
+    // Uncompressed, so that the messages fill the stream.
+    let mut pair = Pair::open(with(|c| {
+        c.limits = limits.clone();
+        c.deflate.enabled = false;
+    }));
     // Larger than the read buffer together, so that some wait in the stream.
     let message = |n: usize| format!("m{n}:{}", "x".repeat(3000));
     for n in 0..5 {
@@ -246,7 +254,8 @@ fn a_full_inbound_queue_pauses_reading_until_the_game_takes_a_packet() {
 
 #[test]
 fn a_peer_that_does_not_read_makes_sends_wait_not_vanish() {
-    let mut pair = Pair::open(ConnectionConfig::default());
+    // Uncompressed, so that 1000 bytes take 1000 bytes of the stream.
+    let mut pair = Pair::open(with(|c| c.deflate.enabled = false));
     pair.client.stream().unwrap().set_receive_capacity(Some(16));
     let limits = Limits::default();
     let big = Packet { data: Bytes::from(vec![7u8; 1000]), is_text: false };
@@ -348,4 +357,75 @@ fn a_message_sent_right_behind_the_upgrade_response_is_delivered() {
     settle(&mut client, &mut events);
     assert!(matches!(events.first(), Some(ConnectionEvent::Opened(_))), "{events:?}");
     assert_eq!(packets(&events), ["abc"]);
+}
+
+#[test]
+fn the_default_settings_agree_on_compression_without_context_takeover() {
+    let now = Instant::now();
+    let settings = Arc::new(Settings::new(&ConnectionConfig::default()));
+    let (server_end, client_end) = memory::pair();
+    let mut server = Conn::accept(server_end, addr(), settings.clone(), now);
+    // The offer a `Client` adds to its request.
+    let mut request = "ws://localhost/game".into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Extensions", crate::deflate::client_offer(&settings.deflate).unwrap().parse().unwrap());
+    let mut client = Conn::connect(request, settings, Arc::default(), now);
+    client.transport_ready(client_end, addr(), now);
+    let (mut server_events, mut client_events) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        server.handle_readable(now);
+        settle(&mut server, &mut server_events);
+        client.handle_readable(now);
+        settle(&mut client, &mut client_events);
+    }
+    let agreed = |events: &[ConnectionEvent]| match events {
+        [ConnectionEvent::Opened(info)] => info.deflate,
+        other => panic!("{other:?}"),
+    };
+    let on_server = agreed(&server_events);
+    assert!(on_server.is_some_and(|p| p.server_no_context_takeover && p.client_no_context_takeover), "{on_server:?}");
+    assert_eq!(on_server, agreed(&client_events));
+}
+
+#[test]
+fn a_compressed_frame_is_inflated_and_an_rsv1_frame_without_agreement_fails() {
+    let now = Instant::now();
+    let settings = Arc::new(Settings::new(&ConnectionConfig::default()));
+    let agreed = crate::DeflateParams {
+        server_no_context_takeover: false,
+        client_no_context_takeover: false,
+        server_max_window_bits: 15,
+        client_max_window_bits: 15,
+    };
+    // RFC 7692 7.2.3.1: "Hello" compressed, in one masked frame (mask 0), then in two fragments.
+    let hello: &[u8] = &[0xc1, 0x87, 0, 0, 0, 0, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+    let fragments: &[u8] = &[0x41, 0x83, 0, 0, 0, 0, 0xf2, 0x48, 0xcd, 0x80, 0x84, 0, 0, 0, 0, 0xc9, 0xc9, 0x07, 0x00];
+    for (deflate, expected) in [(Some(agreed), vec!["Hello".to_string(), "Hello".to_string()]), (None, vec![])] {
+        let (local, remote) = memory::pair();
+        let mut conn = Conn::upgraded(local, super::Role::Server, settings.clone(), deflate, now);
+        remote.send(hello);
+        remote.send(fragments);
+        conn.handle_readable(now);
+        let mut events = Vec::new();
+        settle(&mut conn, &mut events);
+        assert_eq!(packets(&events), expected, "agreed: {deflate:?}");
+        assert_eq!(events.iter().any(|e| matches!(e, ConnectionEvent::Failing)), deflate.is_none(), "{events:?}");
+    }
+}
+
+#[test]
+fn the_inbound_queue_counts_inflated_bytes() {
+    // Compression agreed by the default settings: 64 KiB messages of one repeated byte travel as
+    // a few hundred bytes each, but each fills the 16 KiB queue on its own once inflated.
+    let limits = Limits { inbound_buffer_size: 16 << 10, ..Limits::default() };
+    let mut pair = Pair::open(with(|c| c.limits = limits.clone()));
+    let message = |n: usize| format!("{n}{}", "x".repeat(64 << 10));
+    for n in 0..3 {
+        pair.client_send(text(&message(n)));
+    }
+    pair.run();
+    assert_eq!(packets(&pair.server_events), [message(0)], "reading paused after one inflated message");
+    let len = message(0).len();
+    assert!(pair.server.flow().taken(len, &limits));
+    pair.server_command(PeerCommand::ResumeRead);
+    assert_eq!(packets(&pair.server_events), [message(0), message(1)]);
 }

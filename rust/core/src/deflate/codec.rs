@@ -114,14 +114,20 @@ impl PerMessageDeflate {
     /// The payload to send for a whole message: `Some` compressed bytes without the trailing
     /// `00 00 ff ff` (send with RSV1 set on the first frame), or `None` to send `payload` as it
     /// is (RSV1 clear): shorter than the threshold, level 0, or not smaller once compressed.
+    /// A threshold of 0 compresses every message, even one that grows (as browsers do).
     pub(crate) fn compress(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
         if payload.len() < self.threshold || self.level == 0 {
             return None;
         }
+        let every_message = self.threshold == 0;
+        if payload.is_empty() {
+            // RFC 7692 7.2.3.6: an empty message is one empty stored block, tail removed.
+            return Some(vec![0x00]);
+        }
         let (level, bits) = (self.level, self.sending.zlib_window_bits());
         let mut compressor = self.compressor.take().unwrap_or_else(|| spare::take_compressor(level, bits));
-        let compressed = deflate_sync(&mut compressor, payload);
-        let smaller = compressed.filter(|bytes| bytes.len() < payload.len());
+        let compressed = deflate_sync(&mut compressor, payload, !every_message);
+        let smaller = compressed.filter(|bytes| every_message || bytes.len() < payload.len());
         if self.sending.no_context_takeover {
             spare::give_compressor(level, bits, compressor);
         } else {
@@ -294,9 +300,10 @@ pub(crate) mod spare {
     }
 }
 
-/// `payload` deflated and sync-flushed with the tail removed, or `None` when the result is not
-/// smaller than `payload` (given up as soon as it is certain) or zlib fails.
-fn deflate_sync(compressor: &mut Compress, payload: &[u8]) -> Option<Vec<u8>> {
+/// `payload` deflated and sync-flushed with the tail removed, or `None` when zlib fails or, with
+/// `only_if_smaller`, when the result is not smaller than `payload` (given up as soon as that
+/// is certain).
+fn deflate_sync(compressor: &mut Compress, payload: &[u8], only_if_smaller: bool) -> Option<Vec<u8>> {
     // Worth sending only if shorter than the payload: allow that plus the tail, and a little
     // room so that zlib can finish its flush.
     let useful = payload.len() + SYNC_FLUSH_TAIL.len();
@@ -314,7 +321,7 @@ fn deflate_sync(compressor: &mut Compress, payload: &[u8]) -> Option<Vec<u8>> {
         if all_in && out.len() < out.capacity() {
             break;
         }
-        if out.len() >= useful {
+        if only_if_smaller && out.len() >= useful {
             return None;
         }
     }

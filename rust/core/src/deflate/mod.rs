@@ -57,7 +57,8 @@ pub struct DeflateConfig {
     /// Whether the client forgets its compression context after each message. A server imposes
     /// it; a client uses it (and says so) when set.
     pub client_no_context_takeover: bool,
-    /// Messages smaller than this many bytes are sent uncompressed.
+    /// Messages smaller than this many bytes are sent uncompressed, and so is a message that
+    /// does not get smaller; 0 compresses every message, even one that grows (as browsers do).
     pub threshold: usize,
 }
 

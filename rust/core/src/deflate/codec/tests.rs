@@ -82,8 +82,8 @@ fn rfc7692_examples() {
 #[test]
 fn rfc7692_compressed_hello() {
     let mut compressor = Compress::new_with_window_bits(Compression::new(6), false, 15);
-    assert_eq!(deflate_sync(&mut compressor, b"Hello").as_deref(), Some(&HELLO[..]));
-    let (mut server, _) = pair(params(false, false, 15, 15));
+    assert_eq!(deflate_sync(&mut compressor, b"Hello", false).as_deref(), Some(&HELLO[..]));
+    let mut server = PerMessageDeflate::new(Role::Server, params(false, false, 15, 15), &config(1));
     assert_eq!(server.compress(b"Hello"), None, "7 bytes are not worth sending for 5");
     let hello = b"Hello";
     let mut compressor = Compress::new_with_window_bits(Compression::new(6), false, 15);
@@ -107,11 +107,8 @@ fn round_trip_every_combination() {
             for message in &messages {
                 for server_sends in [true, false] {
                     let (from, to) = if server_sends { (&mut server, &mut client) } else { (&mut client, &mut server) };
-                    let Some(compressed) = from.compress(message) else {
-                        assert!(message.len() < 64 || message.len() == 70_000, "{agreed}: {} bytes compress", message.len());
-                        continue;
-                    };
-                    assert!(compressed.len() < message.len());
+                    // A threshold of 0: every message is compressed, even random bytes.
+                    let compressed = from.compress(message).expect("threshold 0 compresses every message");
                     assert_eq!(inflate(to, &compressed).as_ref(), Ok(message), "{agreed}");
                 }
             }
@@ -203,7 +200,9 @@ fn corrupt_data() {
 /// inflater never sees it, so later messages must not refer to it.
 #[test]
 fn incompressible_message_keeps_contexts_in_step() {
-    let (mut server, mut client) = pair(params(false, false, 15, 15));
+    let agreed = params(false, false, 15, 15);
+    let mut server = PerMessageDeflate::new(Role::Server, agreed, &config(1));
+    let mut client = PerMessageDeflate::new(Role::Client, agreed, &config(1));
     let mut rng = fastrand::Rng::with_seed(11);
     let random: Vec<u8> = (0..300).map(|_| rng.u8(..)).collect();
     let text = b" and some text to compress,".repeat(20);
@@ -212,6 +211,12 @@ fn incompressible_message_keeps_contexts_in_step() {
     assert_eq!(client.compress(&random), None, "random bytes are sent plain (not fed to the server's inflater)");
     let again = client.compress(&random.repeat(2)).expect("repeats compress");
     assert_eq!(inflate(&mut server, &again), Ok(random.repeat(2)));
+    // A threshold of 0 compresses every message, even one that grows.
+    let (mut server, mut client) = pair(agreed);
+    for message in [random.clone(), b"ab".to_vec(), Vec::new()] {
+        let compressed = client.compress(&message).unwrap_or_else(|| panic!("{} bytes compressed whatever their size", message.len()));
+        assert_eq!(inflate(&mut server, &compressed), Ok(message));
+    }
 }
 
 /// The threshold and level 0 send messages as they are, without creating a compressor.

@@ -471,16 +471,21 @@ fn compression_section(cx: &Context) -> String {
          their headers (a client's frame carries a 4-byte mask), without TCP/IP headers. They are counted there, not at \
          the server, because a process's `/proc/<pid>/io` leaves out `send()` and `recv()`, which Rust's and Python's \
          sockets use. Off, a message costs its JSON twice plus the headers. On, the up half is the load generator's \
-         compression (the same for every server) and the down half the server's.\n\
+         compression (the same for every server) and the down half the server's: each deflates with its own zlib \
+         (Node's, Python's, zlib-rs in ours), which at the same level need not produce the same bytes.\n\
          - **Server CPU per message** is the user + system time of all the server's threads over the window, as in the \
          load generator section: where compression runs counts too (ours: zlib-rs on the I/O thread, or in `poll()` \
          inline; Node `ws`: zlib on Node's thread pool, asynchronously, at most 10 at once; Python `websockets`: zlib \
          in its event loop). Ours runs at 60 frames a second, as a game server does, so its CPU is what the messages \
          cost, not a spinning loop; one round trip a frame would allow {small_cap} messages/s for ~300 B and {large_cap} \
-         for 1 MiB.\n\
-         - **Messages/s** is mostly the load generator's: it deflates and inflates every message too, in JavaScript's \
-         one event loop. It used {loadgen_on} of a core in the ~300 B window against the servers with compression on, \
-         {loadgen_off} with it off; near 100%, it, not the server, set that row's messages/s.\n\
+         for 1 MiB. A server's CPU per message also falls as its rate rises (more messages per wake-up and per frame), \
+         and the \"on\" rows run at a lower rate than the \"off\" rows (see messages/s): part of the difference \
+         between them is that, not compression. `ws`'s own README warns that its permessage-deflate \"adds a \
+         significant overhead in terms of performance and memory consumption\".\n\
+         - **Messages/s** is mostly the load generator's with compression on: it deflates and inflates every message \
+         too, through `ws` like the Node server. It used {loadgen_on} of a core in the ~300 B window against the \
+         servers with compression on, {loadgen_off} with it off (its zlib thread pool included); near 100%, it, not the \
+         server, set that row's messages/s.\n\
          - What compression changed (on against off, same server): {effect}.\n\n",
         small_cap = format_value(60.0 * (small.clients() * small.window()) as f64),
         large_cap = format_value(60.0 * (large.clients() * large.window()) as f64),

@@ -22,13 +22,16 @@
 const fs = require("fs");
 const WebSocket = require("ws");
 
+/** The command line after the script's name. */
 const args = process.argv.slice(2);
+/** The server's port on 127.0.0.1. */
 const port = Number(args[0]);
 /** The value after `--name`, or `fallback`. */
 function option(name, fallback) {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
 }
+// The options (see the command line above); the defaults are the bench's.
 const workload = option("workload", "small");
 const expectDeflate = option("deflate", "on") === "on";
 const large = workload === "large";
@@ -52,15 +55,19 @@ function prng(seed) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+/** The states' random numbers. */
 const random = prng(15);
 /** A number in [lo, hi) with `digits` decimals. */
 const num = (lo, hi, digits = 2) => Number((lo + random() * (hi - lo)).toFixed(digits));
 /** An integer in [lo, hi). */
 const int = (lo, hi) => Math.floor(lo + random() * (hi - lo));
+/** One element of `list`. */
 const pick = (list) => list[int(0, list.length)];
+/** What the states' text fields take. */
 const STATES = ["idle", "running", "jumping", "crouching", "reloading", "stunned"];
 const KINDS = ["crate", "barrel", "mine", "medkit", "ammo", "turret", "door"];
 const WEAPONS = ["rifle", "shotgun", "pistol", "smg", "sniper"];
+/** A position in the world. */
 const vec = () => ({ x: num(-500, 500), y: num(-500, 500), z: num(0, 40) });
 
 /** One player's state as a game server would send it each tick (about 300 bytes with its header). */
@@ -138,6 +145,7 @@ const ownCpu = () => {
   return (usage.user + usage.system) / 1e6;
 };
 
+/** The permessage-deflate the clients offer: ours by default. */
 const deflateOptions = {
   zlibDeflateOptions: { level: 6 },
   threshold: 128,
@@ -145,7 +153,9 @@ const deflateOptions = {
   clientNoContextTakeover: true,
 };
 
+/** Errors seen (lost, altered or reordered echoes, a wrong negotiation, a closed connection). */
 let errors = 0;
+/** The first of them, for the RESULT line. */
 let firstError = null;
 /** Counts an error; the first one goes into the RESULT line. */
 function fail(what) {
@@ -155,9 +165,13 @@ function fail(what) {
   }
 }
 
+/** Echoes received so far, every client. */
 let received = 0;
+/** Whether the clients send a new message for each echo (until the window ends). */
 let sending = false;
+/** What the first client agreed ("permessage-deflate;<parameters>" or "none"); every other must agree the same. */
 let negotiated = null;
+/** Every client's state, once all are open. */
 const sockets = [];
 /** One client: its socket, the messages it waits for (oldest first) and its counters. */
 function client(c) {
@@ -221,6 +235,7 @@ function send(state) {
   state.ws.send(data, { binary: false });
 }
 
+/** Resolves after `ms` milliseconds. */
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Window start or end: what the counters say now. */
@@ -228,6 +243,7 @@ function sample() {
   return { at: process.hrtime.bigint(), received, server: processCpu(serverPid), own: ownCpu() };
 }
 
+/** Connects every client, runs the warm-up and the window, waits for every echo, reports. */
 async function main() {
   const connectLimit = setTimeout(() => {
     fail("the clients did not all connect within 60 s");

@@ -16,14 +16,18 @@ if (!portText || !["on", "off"].includes(deflateText)) {
   console.error(`usage: node server.js <port> <on|off>, not ${process.argv.slice(2).join(" ")}`);
   process.exit(2);
 }
+/** The `ws` perMessageDeflate option: like ours by default, or false. */
 const perMessageDeflate = deflateText === "on" && {
   zlibDeflateOptions: { level: 6 },
   threshold: 128,
   serverNoContextTakeover: true,
   clientNoContextTakeover: true,
 };
+/** Connections open. */
 let peers = 0;
+/** Messages sent back. */
 let echoed = 0;
+/** Connections that agreed to permessage-deflate. */
 let deflated = 0;
 
 const server = new WebSocketServer({ host: "127.0.0.1", port: Number(portText), perMessageDeflate, maxPayload: 64 << 20 });

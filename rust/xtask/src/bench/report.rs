@@ -414,7 +414,7 @@ fn compression_section(cx: &Context) -> String {
          connection in one process, one event loop) sends JSON text messages and checks every echo: text, byte for byte, \
          in order. **~300 B**: a player's state as a game server sends it each tick ({small_bytes} on average: \
          position, velocity, heading, health, ammunition, weapon, two nearby entities), {small_clients} connections \
-         with {small_window} messages each in flight. **1 MiB**: a world snapshot of about 8,000 entities \
+         with {small_window} messages each in flight. **1 MiB**: a world snapshot of about 6,300 entities \
          ({large_bytes} on average), {large_clients} connections with {large_window} each in flight. Every message \
          differs from the last: its sequence number and connection first, then one of a pool of states with random \
          values made at start from a fixed seed (4096 of ~300 B, 8 of 1 MiB), so every run sends the same bytes. \

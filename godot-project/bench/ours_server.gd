@@ -6,9 +6,13 @@
 ## tick_batch: tick with the batch calls: each frame `get_all_packets()` takes every waiting
 ##   packet and `send_packets()` sends each peer's back in one call (nothing is connected to
 ##   `data_received`); a batch the outbound queue refuses waits and goes first next frame;
+## tick_text: tick sending each message back as text (the compression workload's JSON; the
+##   load generator sends text and checks that it comes back as text);
 ## idle: raw mode, nothing sent.
 ## With `inline` on the command line the server has no I/O thread (`use_io_thread = false`):
-## `poll()` reads and writes the sockets itself.
+## `poll()` reads and writes the sockets itself. With `nodeflate` it has `permessage_deflate =
+## false` (otherwise permessage-deflate stays on, with its default settings: level 6, threshold
+## 128, no context takeover either way).
 extends "res://bench/bench_server.gd"
 
 var server := WebSocketServer.new()
@@ -16,17 +20,22 @@ var server := WebSocketServer.new()
 var refused := {}
 ## tick_batch: peer id -> the packets its outbound queue refused, to be sent again first.
 var backlog := {}
+## How echoed messages go out: text in tick_text, binary otherwise.
+var write_mode := WebSocketConnection.WRITE_MODE_BINARY
 
 
 func _initialize() -> void:
 	read_arguments()
 	server.bind_ip = "127.0.0.1"
 	server.use_io_thread = not inline
+	server.permessage_deflate = permessage_deflate
+	if mode == "tick_text":
+		write_mode = WebSocketConnection.WRITE_MODE_TEXT
 	if not default_buffers:
 		server.max_message_size = 64 << 20
 		server.inbound_buffer_size = 16 << 20
 		server.outbound_buffer_size = 16 << 20
-	server.peer_connected.connect(func(_id): peers += 1)
+	server.peer_connected.connect(_on_connected)
 	server.peer_disconnected.connect(_on_disconnected)
 	var err := OK
 	if mode == "broadcast":
@@ -43,6 +52,12 @@ func _initialize() -> void:
 	print("READY")
 
 
+func _on_connected(id: int) -> void:
+	peers += 1
+	if server.get_peer(id).has_permessage_deflate():
+		deflated += 1
+
+
 func _on_disconnected(id: int) -> void:
 	peers -= 1
 	refused.erase(id)
@@ -56,7 +71,7 @@ func _echo(id: int) -> void:
 	var peer: WebSocketConnection = server.get_peer(id)
 	while peer.get_available_packet_count() > 0:
 		var packet := peer.get_packet()
-		if peer.send(packet) != OK:
+		if peer.send(packet, write_mode) != OK:
 			refused[id] = packet
 			return
 		echoed += 1
@@ -86,7 +101,7 @@ func _echo_batches() -> void:
 func _retry_refused() -> void:
 	for id in refused.keys():
 		var peer: WebSocketConnection = server.get_peer(id)
-		if peer.send(refused[id]) == OK:
+		if peer.send(refused[id], write_mode) == OK:
 			echoed += 1
 			refused.erase(id)
 			_echo(id)

@@ -13,8 +13,9 @@
 //! - `fuzz [--seconds N]`: a libFuzzer run of every `fuzz/` target, a minute each by default;
 //! - `bench [--quick] [--only PARTS]`: ours (with its I/O thread and inline), Godot's built-in
 //!   WebSocket, a pure-tungstenite ceiling and Bun under the same load generator, then
-//!   Godot-to-Godot RPCs over ours, ours inline, the built-in and ENet; writes `docs/bench/` (`--quick`: a smoke run of a few minutes, and
-//!   `--only raw,rpc:enet,...`: some parts only, both written to `target/bench-quick/`);
+//!   Godot-to-Godot RPCs over ours, ours inline, the built-in and ENet, then permessage-deflate on
+//!   and off against ours, Node `ws` and Python `websockets`; writes `docs/bench/` (`--quick`: a smoke run of a few minutes, and
+//!   `--only raw,rpc:enet,compression,...`: some parts only, both written to `target/bench-quick/`);
 //! - `godot`: print the Godot 4.6+ binary used (provisioning it if needed);
 //! - `package [--prebuilt DIR] [--test]`: write `target/package/websocket_rs-<version>.zip` with
 //!   `addons/websocket_rs/` (this platform's release build, or every library from DIR);

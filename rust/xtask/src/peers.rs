@@ -9,8 +9,8 @@ use std::process::Command;
 use crate::godot;
 use crate::process;
 
-/// The `websockets` release the tests are written against.
-const WEBSOCKETS_VERSION: &str = "15.0.1";
+/// The `websockets` release the tests are written against (and the bench's compression part runs).
+pub(crate) const WEBSOCKETS_VERSION: &str = "15.0.1";
 /// The `kosoku` release that runs the Autobahn|Testsuite cases.
 const KOSOKU_VERSION: &str = "0.1.0";
 

@@ -55,7 +55,7 @@ pub(super) fn bun(target_dir: &Path) -> Result<PathBuf, String> {
 }
 
 /// npm from PATH, or Debian's `npm` package installed with apt-get.
-fn npm() -> Result<&'static str, String> {
+pub(super) fn npm() -> Result<&'static str, String> {
     let works = || Command::new("npm").arg("--version").output().is_ok_and(|o| o.status.success());
     if works() {
         return Ok("npm");
@@ -63,9 +63,9 @@ fn npm() -> Result<&'static str, String> {
     let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     let debian_like = os_release.lines().any(|l| l == "ID=debian" || l == "ID=ubuntu" || (l.starts_with("ID_LIKE=") && l.contains("debian")));
     if !debian_like || godot::sudo_prefix().is_none() {
-        return Err("npm is not installed (install Node.js and npm to bench against Bun)".into());
+        return Err("npm is not installed (install Node.js and npm to bench against Bun and Node `ws`)".into());
     }
-    println!("xtask: installing Debian's npm package to fetch Bun");
+    println!("xtask: installing Debian's npm package to fetch the bench's npm packages");
     peers::apt_get_install(&["npm"])?;
     if works() {
         Ok("npm")

@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick] [--only SELECTORS]`, two parts:
+//! `cargo xtask bench [--quick] [--only SELECTORS]`, three parts:
 //! - **load generator** (`raw.rs`): the same workloads from the same load generator
 //!   (`rust/bench`, `wsrs-bench load`) against five servers on this machine: **ours**
 //!   (`WebSocketServer` in headless Godot, `godot-project/bench/ours_server.gd`), **ours inline**
@@ -11,12 +11,17 @@
 //! - **Godot to Godot** (`rpc.rs`): reliable RPCs between two Godot processes through
 //!   SceneMultiplayer over ours, ours inline, the built-in `WebSocketMultiplayerPeer` and ENet,
 //!   with the loops uncapped, capped at 1000 fps, and uncapped on one core each.
+//! - **compression** (`compression.rs`): JSON text messages of about 300 bytes and about 1 MiB
+//!   from a Node `ws` load generator that offers permessage-deflate, echoed by ours (with its I/O
+//!   thread and inline), Node's `ws` and Python's `websockets`, each with permessage-deflate on
+//!   and off: bytes on the wire per message, messages/s, server CPU per message.
 //!
 //! Every message and RPC is checked by its receiver; a run that loses one fails and writes
 //! nothing. Results go to `docs/bench/README.md` and `docs/bench/chart.svg` (`report.rs`); a
 //! `--quick` or `--only` run writes them under `target/bench-quick/` instead.
 
 mod bun;
+mod compression;
 mod raw;
 mod report;
 mod rpc;
@@ -44,14 +49,17 @@ pub(super) struct Scale {
     rpc_seconds: u64,
     /// Seconds each RPC run measures the round trip with one in flight.
     rpc_latency_seconds: u64,
+    /// Seconds each compression run measures.
+    compression_seconds: u64,
 }
 
 /// What `cargo xtask bench` was asked to do.
 pub(crate) struct Options {
     /// A smoke run: one second per workload, fewer connections; written under `target/`.
     pub(crate) quick: bool,
-    /// Only these parts (`raw`, `rpc`, `raw:<ours|ours_inline|builtin|ceiling|bun>`,
-    /// `rpc:<ours|ours_inline|builtin|enet>`); empty for everything.
+    /// Only these parts (`raw`, `rpc`, `compression`, `raw:<ours|ours_inline|builtin|ceiling|bun>`,
+    /// `rpc:<ours|ours_inline|builtin|enet>`, `compression:<ours|ours_inline|node_ws|python>`);
+    /// empty for everything.
     pub(crate) only: Vec<String>,
 }
 
@@ -68,19 +76,51 @@ impl Options {
             .filter(|t| self.only.is_empty() || self.only.iter().any(|o| o == "rpc" || *o == format!("rpc:{}", t.key())))
             .collect()
     }
+
+    /// The servers of the compression part to run.
+    fn compression_hosts(&self) -> Vec<compression::Host> {
+        compression::Host::ALL
+            .into_iter()
+            .filter(|h| self.only.is_empty() || self.only.iter().any(|o| o == "compression" || *o == format!("compression:{}", h.key())))
+            .collect()
+    }
 }
 
-/// Runs every workload against every server, then the RPC workload; Ok(false) when a run lost,
-/// reordered or corrupted a message.
+/// Runs every workload against every server, then the RPC workload, then the compression part;
+/// Ok(false) when a run lost, reordered or corrupted a message (or agreed to the wrong
+/// compression).
 pub(crate) fn run(godot: &Path, root: &Path, loadgen: &Path, target_dir: &Path, options: &Options) -> Result<bool, String> {
-    let known = ["raw", "rpc", "raw:ours", "raw:ours_inline", "raw:builtin", "raw:ceiling", "raw:bun", "rpc:ours", "rpc:ours_inline", "rpc:builtin", "rpc:enet"];
+    let known = [
+        "raw", "rpc", "compression", "raw:ours", "raw:ours_inline", "raw:builtin", "raw:ceiling", "raw:bun", "rpc:ours", "rpc:ours_inline",
+        "rpc:builtin", "rpc:enet", "compression:ours", "compression:ours_inline", "compression:node_ws", "compression:python",
+    ];
     if let Some(unknown) = options.only.iter().find(|o| !known.contains(&o.as_str())) {
         return Err(format!("--only {unknown}: choose among {}", known.join(", ")));
     }
     let scale = if options.quick {
-        Scale { seconds: 1, latency_seconds: 1, echo_clients: 100, broadcast_clients: 200, idle_clients: 1000, idle_cpu_seconds: 1, rpc_seconds: 1, rpc_latency_seconds: 1 }
+        Scale {
+            seconds: 1,
+            latency_seconds: 1,
+            echo_clients: 100,
+            broadcast_clients: 200,
+            idle_clients: 1000,
+            idle_cpu_seconds: 1,
+            rpc_seconds: 1,
+            rpc_latency_seconds: 1,
+            compression_seconds: 1,
+        }
     } else {
-        Scale { seconds: 10, latency_seconds: 5, echo_clients: 100, broadcast_clients: 1000, idle_clients: 10_000, idle_cpu_seconds: 2, rpc_seconds: 10, rpc_latency_seconds: 5 }
+        Scale {
+            seconds: 10,
+            latency_seconds: 5,
+            echo_clients: 100,
+            broadcast_clients: 1000,
+            idle_clients: 10_000,
+            idle_cpu_seconds: 2,
+            rpc_seconds: 10,
+            rpc_latency_seconds: 5,
+            compression_seconds: 5,
+        }
     };
     let started = std::time::Instant::now();
     let runs_bun = options.runs_server(Server::Bun);
@@ -111,12 +151,35 @@ pub(crate) fn run(godot: &Path, root: &Path, loadgen: &Path, target_dir: &Path, 
     let transports = options.rpc_transports();
     let (rpc_rows, passed) = rpc::run(godot, &root.join("godot-project"), &raw.scale, &transports, &mut rpc_log)?;
     ok &= passed;
+    let hosts = options.compression_hosts();
+    let mut compression = compression::CompressionBench {
+        godot: godot.to_path_buf(),
+        project: root.join("godot-project"),
+        scripts: root.join("rust/bench"),
+        node: if hosts.is_empty() { Err("not run (--only)".into()) } else { compression::node_ws(target_dir) },
+        python: if hosts.contains(&compression::Host::Python) { compression::python(target_dir) } else { Err("not run (--only)".into()) },
+        seconds: raw.scale.compression_seconds,
+        log: Vec::new(),
+    };
+    let (compression_rows, passed) = compression.run(&hosts)?;
+    ok &= passed;
     let minutes = started.elapsed().as_secs_f64() / 60.0;
     if !ok {
         println!("bench: a run lost, reordered or corrupted messages (see above); nothing written");
         return Ok(false);
     }
-    let markdown = report::markdown(&report::Context { root, godot, raw: &raw, figures: &figures, rpc_rows: &rpc_rows, rpc_log: &rpc_log, options, minutes });
+    let markdown = report::markdown(&report::Context {
+        root,
+        godot,
+        raw: &raw,
+        figures: &figures,
+        rpc_rows: &rpc_rows,
+        rpc_log: &rpc_log,
+        compression: &compression,
+        compression_rows: &compression_rows,
+        options,
+        minutes,
+    });
     let svg = report::chart_svg(&figures);
     // A quick or partial run is a smoke test: its figures stay out of the committed report.
     let partial = options.quick || !options.only.is_empty();

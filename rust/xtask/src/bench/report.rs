@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::bun::BUN_VERSION;
+use super::compression::{self, CompressionBench, Host, Size};
 use super::raw::{Figures, Metric, RawBench, Server, Value, LOADGEN_ECHO, LOADGEN_TICK, METRICS};
 use super::rpc::{Loops, RpcFigures, RpcRow, Transport};
 use super::Options;
@@ -23,6 +24,10 @@ pub(super) struct Context<'a> {
     pub(super) rpc_rows: &'a [RpcRow],
     /// The RPC runs' RESULT and SERVER lines.
     pub(super) rpc_log: &'a [String],
+    /// The compression part, with its RESULT lines.
+    pub(super) compression: &'a CompressionBench,
+    /// The compression rows, in the order of [`Host::ALL`], on before off.
+    pub(super) compression_rows: &'a [compression::Row],
     /// What the bench was asked to do.
     pub(super) options: &'a Options,
     /// How long the whole bench took.
@@ -322,6 +327,7 @@ pub(super) fn markdown(cx: &Context) -> String {
          Capped at 1000 fps, a round trip takes at least a frame on each side.\n\n",
     );
 
+    md.push_str(&compression_section(cx));
     md.push_str(&targets(cx));
     md.push_str("## Raw results\n\nLoad generator (`wsrs-bench load`) RESULT lines, by server:\n\n```\n");
     for line in &cx.raw.log {
@@ -333,7 +339,160 @@ pub(super) fn markdown(cx: &Context) -> String {
         md.push_str(line);
         md.push('\n');
     }
+    md.push_str("```\n\nCompression: the Node load generator's RESULT lines, by server and setting:\n\n```\n");
+    for line in &cx.compression.log {
+        md.push_str(line);
+        md.push('\n');
+    }
     md.push_str("```\n");
+    md
+}
+
+/// The average JSON size of `size`'s messages in this run ("326 bytes"), or "n/a".
+fn message_size(rows: &[compression::Row], size: Size) -> String {
+    rows.iter().find_map(|r| r.measured(size)).map_or("n/a".into(), |m| format!("{:.0} bytes", m.message_bytes))
+}
+
+/// A bytes-on-the-wire cell, `scale` bytes to the unit: "441 (223 up, 219 down)".
+fn wire_cell(m: &compression::Measured, scale: f64) -> String {
+    format!("{} ({} up, {} down)", format_value(m.wire_bytes / scale), format_value(m.up_bytes / scale), format_value(m.down_bytes / scale))
+}
+
+/// For each server with both settings measured, what compression changed: its share of the
+/// bytes and the server CPU it added, per size.
+fn compression_effect(rows: &[compression::Row]) -> String {
+    let mut parts = Vec::new();
+    for host in Host::ALL {
+        let on = rows.iter().find(|r| r.host == host && r.deflate);
+        let off = rows.iter().find(|r| r.host == host && !r.deflate);
+        let mut effects = Vec::new();
+        for (size, name, cpu_unit, cpu_scale) in [(Size::Small, "~300 B", "µs", 1.0), (Size::Large, "1 MiB", "ms", 1e-3)] {
+            let (Some(on), Some(off)) = (on.and_then(|r| r.measured(size)), off.and_then(|r| r.measured(size))) else { continue };
+            if off.wire_bytes <= 0.0 {
+                continue;
+            }
+            let cpu = on.cpu_us.zip(off.cpu_us).map_or("n/a".into(), |(a, b)| {
+                let delta = (a - b) * cpu_scale;
+                format!("{}{} {cpu_unit}", if delta >= 0.0 { "+" } else { "-" }, format_value(delta.abs()))
+            });
+            effects.push(format!("{name}: {:.0}% of the bytes, server CPU {cpu} per message", 100.0 * on.wire_bytes / off.wire_bytes));
+        }
+        if !effects.is_empty() {
+            parts.push(format!("{} {}", host.label(), effects.join("; ")));
+        }
+    }
+    if parts.is_empty() {
+        "no server was measured both ways".into()
+    } else {
+        parts.join(". ")
+    }
+}
+
+/// The load generator's CPU in each server's ~300 B window with compression on: "ours 55%, ...".
+fn compression_loadgen_cpu(rows: &[compression::Row], deflate: bool) -> String {
+    let parts: Vec<String> = rows
+        .iter()
+        .filter(|r| r.deflate == deflate)
+        .filter_map(|r| r.measured(Size::Small).map(|m| format!("{} {:.0}%", r.host.label(), m.loadgen_cpu)))
+        .collect();
+    if parts.is_empty() {
+        "n/a".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The "Compression" section: its table and how to read it.
+fn compression_section(cx: &Context) -> String {
+    let rows = cx.compression_rows;
+    let (small, large) = (Size::Small, Size::Large);
+    let mut md = String::from("## Compression: permessage-deflate
+
+");
+    md.push_str(&format!(
+        "A load generator on Node (`rust/bench/node/loadgen.js`: the npm package `ws` {ws}, installed by xtask; every \
+         connection in one process, one event loop) sends JSON text messages and checks every echo: text, byte for byte, \
+         in order. **~300 B**: a player's state as a game server sends it each tick ({small_bytes} on average: \
+         position, velocity, heading, health, ammunition, weapon, two nearby entities), {small_clients} connections \
+         with {small_window} messages each in flight. **1 MiB**: a world snapshot of about 6,300 entities \
+         ({large_bytes} on average), {large_clients} connections with {large_window} each in flight. Every message \
+         differs from the last: its sequence number and connection first, then one of a pool of states with random \
+         values made at start from a fixed seed (4096 of ~300 B, 8 of 1 MiB), so every run sends the same bytes. \
+         Its clients offer permessage-deflate configured like ours by default: level 6, threshold 128 bytes, \
+         `server_no_context_takeover` and `client_no_context_takeover`, windows of 2^15. Servers on this machine: \
+         **ours** (`WebSocketServer` in headless Godot, release build, `godot-project/bench/ours_server.gd` in mode \
+         `tick_text`: 60 frames a second, each message sent back as text from `data_received`, 16 MiB queues), \
+         **ours inline** (the same with `use_io_thread = false`), **Node `ws`** (the npm package `ws` {ws}, \
+         `rust/bench/node/server.js`, the same deflate settings; without its optional native modules `bufferutil` and \
+         `utf-8-validate`, as `npm install ws` leaves it) and **Python `websockets`** (the PyPI package `websockets` \
+         {websockets}, asyncio, `rust/bench/python/server.py`: the same settings, except that it has no threshold: \
+         every message here is over 128 bytes anyway). \"On\" is the server's permessage-deflate enabled (ours: \
+         `permessage_deflate = true`, the default, and the `deflate_*` defaults), \"off\" disabled (ours: \
+         `permessage_deflate = false`) while the clients still offer it. Every connection checks what was agreed \
+         (`ws.extensions` and its parameters): permessage-deflate without context takeover either way in the \"on\" \
+         rows, no extension in the \"off\" rows; each server also counts the connections that agreed (ours with \
+         `WebSocketConnection.has_permessage_deflate()`); a mismatch fails the run. Each size measures {seconds} s \
+         after a one-second warm-up.\n\n",
+        ws = compression::WS_VERSION,
+        websockets = compression::WEBSOCKETS_VERSION,
+        small_bytes = message_size(rows, small),
+        large_bytes = message_size(rows, large),
+        small_clients = small.clients(),
+        small_window = small.window(),
+        large_clients = large.clients(),
+        large_window = large.window(),
+        seconds = cx.compression.seconds,
+    ));
+    md.push_str(
+        "| server | permessage-deflate | ~300 B: bytes on the wire per message, both ways (lower is better) | ~300 B: messages/s (higher is better) | ~300 B: server CPU µs/message (lower is better) | 1 MiB: KiB on the wire per message, both ways (lower is better) | 1 MiB: messages/s (higher is better) | 1 MiB: server CPU ms/message (lower is better) |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for row in rows {
+        let setting = if row.deflate { "on (agreed)" } else { "off (not agreed)" };
+        let mut cells = Vec::new();
+        for (i, size) in Size::ALL.iter().enumerate() {
+            let (bytes_scale, cpu_scale) = if *size == Size::Large { (1024.0, 1e-3) } else { (1.0, 1.0) };
+            match row.runs.get(i) {
+                Some(Ok(m)) => {
+                    cells.push(wire_cell(m, bytes_scale));
+                    cells.push(format_value(m.rate));
+                    cells.push(m.cpu_us.map_or("n/a".into(), |us| format_value(us * cpu_scale)));
+                }
+                Some(Err(why)) => cells.extend([format!("n/a: {why}"), "n/a".into(), "n/a".into()]),
+                None => cells.extend(["n/a".to_string(), "n/a".into(), "n/a".into()]),
+            }
+        }
+        md.push_str(&format!("| {} | {setting} | {} |\n", row.host.label(), cells.join(" | ")));
+    }
+    md.push_str(&format!(
+        "\nHow to read it:\n\
+         - **Bytes on the wire** are what the load generator's sockets wrote (up: the message going to the server) \
+         and read (down: its echo) after the handshake, divided by the messages of the whole run: WebSocket frames with \
+         their headers (a client's frame carries a 4-byte mask), without TCP/IP headers. They are counted there, not at \
+         the server, because a process's `/proc/<pid>/io` leaves out `send()` and `recv()`, which Rust's and Python's \
+         sockets use. Off, a message costs its JSON twice plus the headers. On, the up half is the load generator's \
+         compression (the same for every server) and the down half the server's: each deflates with its own zlib \
+         (Node's, Python's, zlib-rs in ours), which at the same level need not produce the same bytes.\n\
+         - **Server CPU per message** is the user + system time of all the server's threads over the window, as in the \
+         load generator section: where compression runs counts too (ours: zlib-rs on the I/O thread, or in `poll()` \
+         inline; Node `ws`: zlib on Node's thread pool, asynchronously, at most 10 at once; Python `websockets`: zlib \
+         in its event loop). Ours runs at 60 frames a second, as a game server does, so its CPU is what the messages \
+         cost, not a spinning loop; one round trip a frame would allow {small_cap} messages/s for ~300 B and {large_cap} \
+         for 1 MiB. A server's CPU per message also falls as its rate rises (more messages per wake-up and per frame), \
+         and the \"on\" rows run at a lower rate than the \"off\" rows (see messages/s): part of the difference \
+         between them is that, not compression. `ws`'s own README warns that its permessage-deflate \"adds a \
+         significant overhead in terms of performance and memory consumption\".\n\
+         - **Messages/s** is mostly the load generator's with compression on: it deflates and inflates every message \
+         too, through `ws` like the Node server. It used {loadgen_on} of a core in the ~300 B window against the \
+         servers with compression on, {loadgen_off} with it off (its zlib thread pool included); near 100%, it, not the \
+         server, set that row's messages/s.\n\
+         - What compression changed (on against off, same server): {effect}.\n\n",
+        small_cap = format_value(60.0 * (small.clients() * small.window()) as f64),
+        large_cap = format_value(60.0 * (large.clients() * large.window()) as f64),
+        loadgen_on = compression_loadgen_cpu(rows, true),
+        loadgen_off = compression_loadgen_cpu(rows, false),
+        effect = compression_effect(rows),
+    ));
     md
 }
 

@@ -35,6 +35,8 @@ var received: Array = []
 var ours: Array = []
 ## get_permessage_deflate() of our side of the session's connection, taken when it opened.
 var agreed_here := {}
+## has_permessage_deflate() of our side of the session's connection, taken when it opened.
+var compressed_here := false
 
 
 ## A TCP relay between one client and 127.0.0.1:`target_port`, to see what goes over the wire: it
@@ -165,6 +167,12 @@ func _big_queues(peer: Object) -> void:
 	peer.outbound_buffer_size = 8 << 20
 
 
+## Takes what our side of a session's connection says was agreed.
+func _note_agreement(peer: WebSocketConnection) -> void:
+	agreed_here = peer.get_permessage_deflate()
+	compressed_here = peer.has_permessage_deflate()
+
+
 ## Our side of a session on `peer`: takes what arrived, echoes the peer's first MESSAGE_COUNT
 ## messages with their kinds and, after the last of them, sends ours.
 func _session_step(peer: WebSocketConnection) -> void:
@@ -238,7 +246,7 @@ func _start_session_server(configure := Callable()) -> int:
 		_big_queues(s)
 		if configure.is_valid():
 			configure.call(s))
-	server.client_connected.connect(func(id, _p, _r): agreed_here = server.get_peer(id).get_permessage_deflate())
+	server.client_connected.connect(func(id, _p, _r): _note_agreement(server.get_peer(id)))
 	server.data_received.connect(func(id): _session_step(server.get_peer(id)))
 	return port
 
@@ -259,6 +267,7 @@ func _python_client_session(configure: Callable, expected: Dictionary) -> Dictio
 	if report.is_empty():
 		return {}
 	check_eq(agreed_here, expected, "our server's view of the agreement")
+	check(compressed_here, "has_permessage_deflate() on our side")
 	check_eq(report["offer"], USUAL_OFFER, "Python's offer")
 	check_eq(report["answer"], expected["header"], "the answer Python got")
 	check_eq(report["agreed"], _agreement(expected), "Python's view of the agreement")
@@ -295,11 +304,13 @@ func test_python_client_with_small_windows_and_takeover() -> void:
 	})
 
 
-func test_chromium_page_against_our_server() -> void:
+## Headless Chromium (offering what it always offers) against our server with `configure`; both
+## must agree on `expected`.
+func _chromium_session(configure: Callable, expected: Dictionary) -> void:
 	var chromium := tool_path("WSRS_CHROMIUM")
 	if chromium.is_empty():
 		return
-	var relay := Relay.new(_start_session_server())
+	var relay := Relay.new(_start_session_server(configure))
 	var page := "file://" + ProjectSettings.globalize_path("res://tests/peers/deflate_browser_peer.html").uri_encode().replace("%2F", "/") + "?port=%d" % relay.port
 	var profile := OS.get_user_data_dir().path_join("chromium-profile-%d" % relay.port)
 	var pid := spawn(chromium, PackedStringArray(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -311,17 +322,39 @@ func test_chromium_page_against_our_server() -> void:
 	var report := _check_session("Chromium")
 	if report.is_empty():
 		return
-	check_eq(agreed_here, DEFAULT_AGREEMENT, "our server's view of the agreement")
-	check_eq(report["extensions"], DEFAULT_AGREEMENT["header"], "ws.extensions in Chromium")
+	check_eq(agreed_here, expected, "our server's view of the agreement")
+	check(compressed_here, "has_permessage_deflate() on our side")
+	check_eq(report["extensions"], expected["header"], "ws.extensions in Chromium")
 	var offer := _header(relay.heads[0], "sec-websocket-extensions")
 	check_eq(offer, USUAL_OFFER, "Chromium's offer")
-	check_eq(_header(relay.heads[1], "sec-websocket-extensions"), DEFAULT_AGREEMENT["header"], "our answer on the wire")
+	check_eq(_header(relay.heads[1], "sec-websocket-extensions"), expected["header"], "our answer on the wire")
 	_check_compressed_on_wire(relay.frame_bytes[0], _payload_bytes(true), "Chromium to us")
 	_check_compressed_on_wire(relay.frame_bytes[1], _payload_bytes(false), "us to Chromium")
 	var id: int = first_event(server_events, "client_connected")[1]
 	check(server_events.has(["client_close_request", id, 4002, "browser done"]), "the browser's close: %s" % [server_events.filter(func(e): return e[0] != "data_received")])
 	check(server_events.has(["client_disconnected", id, true]), "clean close")
 	print("MEASURE: Chromium offered '%s', our server answered '%s'" % [offer, report["extensions"]])
+
+
+func test_chromium_page_against_our_server() -> void:
+	await _chromium_session(Callable(), DEFAULT_AGREEMENT)
+
+
+## The smallest windows, 8 bits both ways (we deflate with 9 bits reaching back at most 250
+## bytes; Chromium inflates with 8), and both sides keeping their contexts.
+func test_chromium_with_eight_bit_windows_and_takeover() -> void:
+	var settings := func(s: WebSocketServer):
+		s.deflate_server_no_context_takeover = false
+		s.deflate_client_no_context_takeover = false
+		s.deflate_server_max_window_bits = 8
+		s.deflate_client_max_window_bits = 8
+	await _chromium_session(settings, {
+		"server_no_context_takeover": false,
+		"client_no_context_takeover": false,
+		"server_max_window_bits": 8,
+		"client_max_window_bits": 8,
+		"header": "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8",
+	})
 
 
 ## The value of header `name` (lower case) in an HTTP head, or "" when it has none.
@@ -366,7 +399,7 @@ func _client_session(who: String, port: int, relay: Relay, configure: Callable, 
 		_big_queues(c)
 		configure.call(c))
 	pollables.append(client)
-	client.connection_established.connect(func(_p): agreed_here = client.get_peer(1).get_permessage_deflate())
+	client.connection_established.connect(func(_p): _note_agreement(client.get_peer(1)))
 	client.data_received.connect(func(): _session_step(client.get_peer(1)))
 	await until(func(): return has_event(client_events, "connection_closed"), pollables, 40.0, "the session with %s" % who)
 	var report := _check_session(who)
@@ -374,6 +407,7 @@ func _client_session(who: String, port: int, relay: Relay, configure: Callable, 
 		return {}
 	check_eq(report["refused"], 1, "%s counted one refused client" % who)
 	check_eq(agreed_here, expected, "our client's view of the agreement")
+	check(compressed_here, "has_permessage_deflate() on our side")
 	check_eq(report["answer"], answer, "the answer of %s" % who)
 	check(client_events.has(["server_close_request", 4001, close_reason]), "the close of %s: %s" % [who, client_events.filter(func(e): return e[0] != "data_received")])
 	check(client_events.has(["connection_closed", true]), "clean close")

@@ -1,10 +1,12 @@
 //! Third-party WebSocket peers for the Godot tests: Python's `websockets` (in a virtual
-//! environment under `target/`) and a headless Chromium. The tests find them through the
-//! environment variables `WSRS_PYTHON` and `WSRS_CHROMIUM`.
+//! environment under `target/`), a headless Chromium and Node with the npm package `ws` (under
+//! `target/` too). The tests find them through the environment variables `WSRS_PYTHON`,
+//! `WSRS_CHROMIUM` and `WSRS_NODE` (whose scripts find `ws` through `NODE_PATH`).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use crate::godot;
 use crate::process;
@@ -13,6 +15,8 @@ use crate::process;
 pub(crate) const WEBSOCKETS_VERSION: &str = "15.0.1";
 /// The `kosoku` release that runs the Autobahn|Testsuite cases.
 const KOSOKU_VERSION: &str = "0.1.0";
+/// The release of Node's `ws` the tests are written against.
+pub(crate) const WS_VERSION: &str = "8.23.0";
 
 /// Environment variables for the test processes, one per peer that could be provided. A peer
 /// that could not be provided is reported here and left out, so only the tests that need it fail.
@@ -26,7 +30,83 @@ pub(crate) fn test_environment(target_dir: &Path) -> Vec<(String, String)> {
         Ok(chromium) => env.push(("WSRS_CHROMIUM".to_string(), chromium.display().to_string())),
         Err(err) => println!("xtask: no Chromium peer for the tests: {err}"),
     }
+    match node_with_ws(target_dir) {
+        Ok((node, modules)) => {
+            env.push(("WSRS_NODE".to_string(), node.display().to_string()));
+            env.push(("NODE_PATH".to_string(), modules.display().to_string()));
+        }
+        Err(err) => println!("xtask: no Node `ws` peer for the tests: {err}"),
+    }
     env
+}
+
+/// Node from PATH and the `node_modules` folder holding `ws` [`WS_VERSION`], installed with npm
+/// into `target/peers-node` once (under a lock, so two runs at once share it).
+pub(crate) fn node_with_ws(target_dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let dir = target_dir.join("peers-node");
+    let modules = dir.join("node_modules");
+    let check = format!("process.exit(require('./node_modules/ws/package.json').version === '{WS_VERSION}' ? 0 : 1)");
+    let ready = || Command::new("node").current_dir(&dir).args(["-e", &check]).output().is_ok_and(|o| o.status.success());
+    if ready() {
+        return Ok((which("node")?, modules));
+    }
+    let npm = npm("for the Node `ws` peer")?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let lock_path = target_dir.join("peers-node.lock");
+    let lock = File::create(&lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
+    lock.lock().map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    if ready() {
+        return Ok((which("node")?, modules));
+    }
+    println!("xtask: installing the npm package ws@{WS_VERSION} into {}", dir.display());
+    let mut install = Command::new(npm);
+    install
+        .args(["install", "--prefix"])
+        .arg(&dir)
+        .args(["--no-save", "--no-package-lock", "--no-audit", "--no-fund", "--loglevel=error"])
+        .arg(format!("ws@{WS_VERSION}"));
+    let run = process::run_bounded(&mut install, Duration::from_secs(600), process::Echo::Quiet)?;
+    if !run.status.is_some_and(|s| s.success()) {
+        let tail: Vec<&str> = run.output.lines().rev().take(5).collect();
+        return Err(format!("npm could not install ws@{WS_VERSION}: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" / ")));
+    }
+    if ready() {
+        Ok((which("node")?, modules))
+    } else {
+        Err(format!("ws@{WS_VERSION} was installed into {} but node does not load it", dir.display()))
+    }
+}
+
+/// The full path of `program` on PATH.
+fn which(program: &str) -> Result<PathBuf, String> {
+    let out = Command::new("sh").args(["-c", &format!("command -v {program}")]).output().map_err(|e| format!("cannot run sh: {e}"))?;
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if path.is_empty() {
+        Err(format!("{program} is not on PATH"))
+    } else {
+        Ok(PathBuf::from(path))
+    }
+}
+
+/// npm from PATH, or Debian's `npm` package (which brings Node) installed with apt-get; `purpose`
+/// ends the error when neither can be had.
+pub(crate) fn npm(purpose: &str) -> Result<&'static str, String> {
+    let works = || Command::new("npm").arg("--version").output().is_ok_and(|o| o.status.success());
+    if works() {
+        return Ok("npm");
+    }
+    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let debian_like = os_release.lines().any(|l| l == "ID=debian" || l == "ID=ubuntu" || (l.starts_with("ID_LIKE=") && l.contains("debian")));
+    if !debian_like || godot::sudo_prefix().is_none() {
+        return Err(format!("npm is not installed (install Node.js and npm {purpose})"));
+    }
+    println!("xtask: installing Debian's npm package {purpose}");
+    apt_get_install(&["npm"])?;
+    if works() {
+        Ok("npm")
+    } else {
+        Err("Debian's npm package was installed but npm does not run".into())
+    }
 }
 
 /// A Python interpreter with `websockets` and `kosoku` installed: a venv in

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::{godot, peers, process};
+use crate::{peers, process};
 
 /// The Bun release the bench runs.
 pub(super) const BUN_VERSION: &str = "1.4.5";
@@ -34,7 +34,7 @@ pub(super) fn bun(target_dir: &Path) -> Result<PathBuf, String> {
     if ready(&binary) {
         return Ok(binary);
     }
-    let npm = npm()?;
+    let npm = peers::npm("to fetch Bun")?;
     println!("xtask: installing the npm package {package}@{BUN_VERSION} into {}", dir.display());
     let mut install = Command::new(npm);
     install
@@ -51,25 +51,5 @@ pub(super) fn bun(target_dir: &Path) -> Result<PathBuf, String> {
         Ok(binary)
     } else {
         Err(format!("{package}@{BUN_VERSION} was installed but {} does not run as Bun {BUN_VERSION}", binary.display()))
-    }
-}
-
-/// npm from PATH, or Debian's `npm` package installed with apt-get.
-pub(super) fn npm() -> Result<&'static str, String> {
-    let works = || Command::new("npm").arg("--version").output().is_ok_and(|o| o.status.success());
-    if works() {
-        return Ok("npm");
-    }
-    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let debian_like = os_release.lines().any(|l| l == "ID=debian" || l == "ID=ubuntu" || (l.starts_with("ID_LIKE=") && l.contains("debian")));
-    if !debian_like || godot::sudo_prefix().is_none() {
-        return Err("npm is not installed (install Node.js and npm to bench against Bun and Node `ws`)".into());
-    }
-    println!("xtask: installing Debian's npm package to fetch the bench's npm packages");
-    peers::apt_get_install(&["npm"])?;
-    if works() {
-        Ok("npm")
-    } else {
-        Err("Debian's npm package was installed but npm does not run".into())
     }
 }

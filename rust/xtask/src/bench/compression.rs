@@ -9,21 +9,19 @@
 //! compares every echo with what it sent and the agreed extension with what the row expects, and
 //! the server counts the connections that agreed to permessage-deflate.
 //!
-//! The npm package `ws` is installed with npm into `target/bench-node-ws/` once (npm, and Node
+//! The npm package `ws` is the tests' Node peer, installed with npm into `target/peers-node/` once (npm, and Node
 //! with it, from Debian's `npm` package when missing); Python's `websockets` is the tests' venv
 //! (`peers::python_for_peers`).
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::bun;
 use super::running::{field, free_port, text_field, Running};
 use crate::{peers, process};
 
 /// The release of the npm package `ws` the load generator and the Node reference server run.
-pub(super) const WS_VERSION: &str = "8.23.0";
+pub(super) const WS_VERSION: &str = peers::WS_VERSION;
 
 /// The servers of the compression part, in table order.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -285,41 +283,12 @@ impl CompressionBench {
     }
 }
 
-/// Node and the npm package `ws` at [`WS_VERSION`], installed into `target/bench-node-ws/` if
-/// needed; or why they cannot be had here (the compression part is then skipped with that
+/// Node and the npm package `ws` at [`WS_VERSION`], the tests' peer (installed into
+/// `target/peers-node/` if needed); or why they cannot be had here (the compression part is then skipped with that
 /// reason).
 pub(super) fn node_ws(target_dir: &Path) -> Result<NodeWs, String> {
-    let dir = target_dir.join("bench-node-ws");
-    let modules = dir.join("node_modules");
-    let manifest = modules.join("ws/package.json");
-    let ready = || std::fs::read_to_string(&manifest).is_ok_and(|m| m.contains(&format!("\"version\": \"{WS_VERSION}\"")));
-    if !ready() {
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let lock_path = target_dir.join("bench-node-ws.lock");
-        let lock = File::create(&lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
-        lock.lock().map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
-        if !ready() {
-            let npm = bun::npm()?;
-            println!("xtask: installing the npm package ws@{WS_VERSION} into {}", dir.display());
-            let mut install = Command::new(npm);
-            install
-                .args(["install", "--prefix"])
-                .arg(&dir)
-                .args(["--no-save", "--no-package-lock", "--no-audit", "--no-fund", "--loglevel=error"])
-                .arg(format!("ws@{WS_VERSION}"));
-            let run = process::run_bounded(&mut install, Duration::from_secs(600), process::Echo::Quiet)?;
-            if !run.status.is_some_and(|s| s.success()) || !ready() {
-                let tail: Vec<&str> = run.output.lines().rev().take(5).collect();
-                return Err(format!("npm could not install ws@{WS_VERSION}: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" / ")));
-            }
-        }
-    }
-    // npm runs on Node, so Node is there once npm is (Debian's npm package depends on nodejs).
-    let node = ["node", "nodejs"]
-        .into_iter()
-        .find(|n| Command::new(n).arg("--version").output().is_ok_and(|o| o.status.success()))
-        .ok_or("Node.js is not installed (install it with npm to run the compression part)")?;
-    Ok(NodeWs { node: PathBuf::from(node), modules })
+    let (node, modules) = peers::node_with_ws(target_dir)?;
+    Ok(NodeWs { node, modules })
 }
 
 /// The Python interpreter of the tests' venv, which has `websockets`.

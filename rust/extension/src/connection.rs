@@ -299,8 +299,8 @@ impl WebSocketConnection {
     /// The permessage-deflate parameters agreed in the handshake, or an empty dictionary when
     /// messages travel uncompressed. Keys: `server_no_context_takeover` and
     /// `client_no_context_takeover` (bool), `server_max_window_bits` and
-    /// `client_max_window_bits` (int, 8 to 15), and `header` (the agreed
-    /// `Sec-WebSocket-Extensions` value).
+    /// `client_max_window_bits` (int, 8 to 15), and `header` (the agreement
+    /// written as a `Sec-WebSocket-Extensions` value, parameters in a fixed order).
     /// ```gdscript
     /// var deflate := peer.get_permessage_deflate()
     /// if deflate:

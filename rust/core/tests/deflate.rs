@@ -238,28 +238,6 @@ fn deflated(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The close code the server sends `raw`, polling the server meanwhile.
-fn close_code_seen_by(raw: &mut TcpStream, server: &mut Server) -> u16 {
-    raw.set_nonblocking(true).unwrap();
-    let mut buf = Vec::new();
-    let deadline = Instant::now() + common::LIMIT;
-    let mut events = Vec::new();
-    while !(buf.len() >= 4 && buf[0] == 0x88) {
-        server.poll(&mut events);
-        let mut chunk = [0u8; 256];
-        match raw.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => break,
-        }
-        assert!(Instant::now() < deadline, "no close frame; got {buf:?}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    assert!(buf.len() >= 4 && buf[0] == 0x88, "expected a close frame, got {buf:?}");
-    u16::from_be_bytes([buf[2], buf[3]])
-}
-
 /// A decompression bomb (16 MiB of zeros in 16 KiB), corrupt DEFLATE data and invalid UTF-8
 /// inside a compressed text message each close their peer with the right code; a compressing
 /// client on the same server loses nothing meanwhile.
@@ -284,7 +262,7 @@ fn bombs_and_corrupt_data_close_that_peer_only() {
         assert!(head.to_ascii_lowercase().contains("sec-websocket-extensions: permessage-deflate"), "{head}");
         raw.write_all(&bytes).unwrap();
         assert_eq!(echo_through(&mut server, &mut client, id, &messages), messages, "bystander during {what}");
-        assert_eq!(close_code_seen_by(&mut raw, &mut server), expected, "{what}");
+        assert_eq!(common::close_code_seen_by(&mut raw, &mut server), expected, "{what}");
     }
     assert_eq!(echo_through(&mut server, &mut client, id, &messages), messages, "bystander after all");
     assert!(client.peer().unwrap().deflate().is_some());
@@ -299,7 +277,7 @@ fn rsv1_without_agreement_is_a_protocol_error() {
     let (mut raw, head) = raw_upgraded(&url, "permessage-deflate");
     assert!(!head.to_ascii_lowercase().contains("sec-websocket-extensions"), "nothing agreed: {head}");
     raw.write_all(&frame(0x81 | 0x40, &deflated(b"hello hello hello"))).unwrap();
-    assert_eq!(close_code_seen_by(&mut raw, &mut server), 1002);
+    assert_eq!(common::close_code_seen_by(&mut raw, &mut server), 1002);
 }
 
 /// A malformed extension offer is answered HTTP 400; an offer with unknown parameters is

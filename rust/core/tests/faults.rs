@@ -93,32 +93,6 @@ fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
     out
 }
 
-/// Runs the server (and the bystander's echo) until the raw peer has read a close frame;
-/// returns its code.
-fn close_code_seen_by(raw: &mut TcpStream, server: &mut Server) -> u16 {
-    raw.set_nonblocking(true).unwrap();
-    let mut buf = Vec::new();
-    let deadline = Instant::now() + common::LIMIT;
-    let mut se = Vec::new();
-    loop {
-        server.poll(&mut se);
-        let mut chunk = [0u8; 256];
-        match raw.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => break,
-        }
-        if buf.len() >= 4 && buf[0] == 0x88 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no close frame; got {buf:?}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    assert!(buf.len() >= 4 && buf[0] == 0x88, "expected a close frame, got {buf:?}");
-    u16::from_be_bytes([buf[2], buf[3]])
-}
-
 #[test]
 fn protocol_violations_get_their_close_codes_and_others_lose_nothing() {
     let (mut server, url, mut client, id) = setup();
@@ -135,7 +109,7 @@ fn protocol_violations_get_their_close_codes_and_others_lose_nothing() {
         let mut raw = raw_upgraded(&url);
         raw.write_all(&bytes).unwrap();
         bystander_exchange(&mut server, &mut client, id, 50);
-        assert_eq!(close_code_seen_by(&mut raw, &mut server), expected, "{what}");
+        assert_eq!(common::close_code_seen_by(&mut raw, &mut server), expected, "{what}");
         bystander_exchange(&mut server, &mut client, id, 50);
     }
 }

@@ -2,6 +2,8 @@
 //! holds (bounded in time, so a broken build fails instead of hanging).
 #![allow(dead_code, unreachable_pub)]
 
+use std::io::Read;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use websocket_rs_core::{Client, ClientEvent, ConnectionConfig, Server, ServerEvent};
@@ -55,4 +57,30 @@ pub fn connect(server: &mut Server, url: &str, config: ConnectionConfig) -> (Cli
         })
         .unwrap();
     (client, id)
+}
+
+/// The close code the server sends a raw TCP peer (`raw`), polling the server meanwhile; panics
+/// when no close frame comes within [`LIMIT`].
+pub fn close_code_seen_by(raw: &mut TcpStream, server: &mut Server) -> u16 {
+    raw.set_nonblocking(true).unwrap();
+    let mut buf = Vec::new();
+    let deadline = Instant::now() + LIMIT;
+    let mut se = Vec::new();
+    loop {
+        server.poll(&mut se);
+        let mut chunk = [0u8; 256];
+        match raw.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
+        if buf.len() >= 4 && buf[0] == 0x88 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no close frame; got {buf:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(buf.len() >= 4 && buf[0] == 0x88, "expected a close frame, got {buf:?}");
+    u16::from_be_bytes([buf[2], buf[3]])
 }

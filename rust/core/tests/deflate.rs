@@ -203,25 +203,6 @@ fn raw_upgraded(url: &str, extensions: &str) -> (TcpStream, String) {
     (tcp, String::from_utf8_lossy(&head).into_owned())
 }
 
-/// A masked client frame (mask 0: the payload as it is) with the given first byte.
-fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n < 65536 => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(payload);
-    out
-}
-
 /// `data` deflated as RFC 7692 sends it (raw DEFLATE, sync flush, tail removed).
 fn deflated(data: &[u8]) -> Vec<u8> {
     let mut compressor = Compress::new(Compression::new(9), false);
@@ -250,11 +231,11 @@ fn bombs_and_corrupt_data_close_that_peer_only() {
     let bomb = deflated(&vec![0u8; 16 << 20]);
     assert!(bomb.len() < 32 << 10, "the bomb is small: {} bytes", bomb.len());
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
-        ("a decompression bomb", frame(0x82 | 0x40, &bomb), 1009),
-        ("corrupt DEFLATE data", frame(0x82 | 0x40, &[0xff, 0xff, 0xff, 0xff, 0x00]), 1007),
-        ("invalid UTF-8 once inflated", frame(0x81 | 0x40, &deflated(b"ok \xff\xfe text")), 1007),
-        ("RSV1 on a continuation frame", [frame(0x01, b"ab"), frame(0x80 | 0x40, b"cd")].concat(), 1002),
-        ("RSV1 on a control frame", frame(0x89 | 0x40, b""), 1002),
+        ("a decompression bomb", common::frame(0x82 | 0x40, &bomb, true), 1009),
+        ("corrupt DEFLATE data", common::frame(0x82 | 0x40, &[0xff, 0xff, 0xff, 0xff, 0x00], true), 1007),
+        ("invalid UTF-8 once inflated", common::frame(0x81 | 0x40, &deflated(b"ok \xff\xfe text"), true), 1007),
+        ("RSV1 on a continuation frame", [common::frame(0x01, b"ab", true), common::frame(0x80 | 0x40, b"cd", true)].concat(), 1002),
+        ("RSV1 on a control frame", common::frame(0x89 | 0x40, b"", true), 1002),
     ];
     let messages = vec![Packet { data: Bytes::from(json_text(3, 2000)), is_text: true }; 20];
     for (what, bytes, expected) in cases {
@@ -276,7 +257,7 @@ fn rsv1_without_agreement_is_a_protocol_error() {
     let (mut server, url) = common::server(off);
     let (mut raw, head) = raw_upgraded(&url, "permessage-deflate");
     assert!(!head.to_ascii_lowercase().contains("sec-websocket-extensions"), "nothing agreed: {head}");
-    raw.write_all(&frame(0x81 | 0x40, &deflated(b"hello hello hello"))).unwrap();
+    raw.write_all(&common::frame(0x81 | 0x40, &deflated(b"hello hello hello"), true)).unwrap();
     assert_eq!(common::close_code_seen_by(&mut raw, &mut server), 1002);
 }
 

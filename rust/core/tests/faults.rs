@@ -68,42 +68,17 @@ fn raw_upgraded(url: &str) -> TcpStream {
     tcp
 }
 
-/// A client frame: masked (unless `masked` is false) with the given first byte.
-fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
-    let mut out = vec![first];
-    let mask = [0x11u8, 0x22, 0x33, 0x44];
-    let bit = if masked { 0x80 } else { 0 };
-    match payload.len() {
-        n if n < 126 => out.push(bit | n as u8),
-        n if n < 65536 => {
-            out.push(bit | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(bit | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    if masked {
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    } else {
-        out.extend_from_slice(payload);
-    }
-    out
-}
-
 #[test]
 fn protocol_violations_get_their_close_codes_and_others_lose_nothing() {
     let (mut server, url, mut client, id) = setup();
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
-        ("invalid UTF-8 in a text frame", frame(0x81, b"ab\xff\xfe", true), 1007),
-        ("an unmasked client frame", frame(0x81, b"hello", false), 1002),
-        ("a message over max_message_size", frame(0x82, &[0u8; 2000], true), 1009),
-        ("reserved bits", frame(0x81 | 0x40, b"x", true), 1002),
-        ("a reserved opcode", frame(0x83, b"x", true), 1002),
-        ("a bad close code", frame(0x88, &999u16.to_be_bytes(), true), 1002),
-        ("a fragmented control frame", frame(0x09, b"ping", true), 1002),
+        ("invalid UTF-8 in a text frame", common::frame(0x81, b"ab\xff\xfe", true), 1007),
+        ("an unmasked client frame", common::frame(0x81, b"hello", false), 1002),
+        ("a message over max_message_size", common::frame(0x82, &[0u8; 2000], true), 1009),
+        ("reserved bits", common::frame(0x81 | 0x40, b"x", true), 1002),
+        ("a reserved opcode", common::frame(0x83, b"x", true), 1002),
+        ("a bad close code", common::frame(0x88, &999u16.to_be_bytes(), true), 1002),
+        ("a fragmented control frame", common::frame(0x09, b"ping", true), 1002),
     ];
     for (what, bytes, expected) in cases {
         let mut raw = raw_upgraded(&url);
@@ -126,7 +101,7 @@ fn half_handshakes_resets_and_half_messages_leave_others_alone() {
     drop(reset);
     // A client that dies in the middle of a message: a header for 1000 bytes, then 10.
     let mut dying = raw_upgraded(&url);
-    let mut partial = frame(0x82, &[7u8; 1000], true);
+    let mut partial = common::frame(0x82, &[7u8; 1000], true);
     partial.truncate(20);
     dying.write_all(&partial).unwrap();
     drop(dying);

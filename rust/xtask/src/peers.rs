@@ -59,17 +59,7 @@ pub(crate) fn node_with_ws(target_dir: &Path) -> Result<(PathBuf, PathBuf), Stri
         return Ok((which("node")?, modules));
     }
     println!("xtask: installing the npm package ws@{WS_VERSION} into {}", dir.display());
-    let mut install = Command::new(npm);
-    install
-        .args(["install", "--prefix"])
-        .arg(&dir)
-        .args(["--no-save", "--no-package-lock", "--no-audit", "--no-fund", "--loglevel=error"])
-        .arg(format!("ws@{WS_VERSION}"));
-    let run = process::run_bounded(&mut install, Duration::from_secs(600), process::Echo::Quiet)?;
-    if !run.status.is_some_and(|s| s.success()) {
-        let tail: Vec<&str> = run.output.lines().rev().take(5).collect();
-        return Err(format!("npm could not install ws@{WS_VERSION}: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" / ")));
-    }
+    npm_install(npm, &dir, &format!("ws@{WS_VERSION}"))?;
     if ready() {
         Ok((which("node")?, modules))
     } else {
@@ -86,6 +76,23 @@ fn which(program: &str) -> Result<PathBuf, String> {
     } else {
         Ok(PathBuf::from(path))
     }
+}
+
+/// Installs the npm package `spec` (`name@version`) into `dir`'s `node_modules` with `npm`, without
+/// a package file or lock; the error quotes npm's last lines.
+pub(crate) fn npm_install(npm: &str, dir: &Path, spec: &str) -> Result<(), String> {
+    let mut install = Command::new(npm);
+    install
+        .args(["install", "--prefix"])
+        .arg(dir)
+        .args(["--no-save", "--no-package-lock", "--no-audit", "--no-fund", "--loglevel=error"])
+        .arg(spec);
+    let run = process::run_bounded(&mut install, Duration::from_secs(600), process::Echo::Quiet)?;
+    if run.status.is_some_and(|s| s.success()) {
+        return Ok(());
+    }
+    let tail: Vec<&str> = run.output.lines().rev().take(5).collect();
+    Err(format!("npm could not install {spec}: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" / ")))
 }
 
 /// npm from PATH, or Debian's `npm` package (which brings Node) installed with apt-get; `purpose`

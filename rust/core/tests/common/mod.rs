@@ -84,3 +84,28 @@ pub fn close_code_seen_by(raw: &mut TcpStream, server: &mut Server) -> u16 {
     assert!(buf.len() >= 4 && buf[0] == 0x88, "expected a close frame, got {buf:?}");
     u16::from_be_bytes([buf[2], buf[3]])
 }
+
+/// A client frame: masked (unless `masked` is false) with the given first byte.
+pub fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let mut out = vec![first];
+    let mask = [0x11u8, 0x22, 0x33, 0x44];
+    let bit = if masked { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => out.push(bit | n as u8),
+        n if n < 65536 => {
+            out.push(bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    if masked {
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    } else {
+        out.extend_from_slice(payload);
+    }
+    out
+}

@@ -6,9 +6,8 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-use crate::{peers, process};
+use crate::peers;
 
 /// The Bun release the bench runs.
 pub(super) const BUN_VERSION: &str = "1.4.5";
@@ -36,17 +35,7 @@ pub(super) fn bun(target_dir: &Path) -> Result<PathBuf, String> {
     }
     let npm = peers::npm("to fetch Bun")?;
     println!("xtask: installing the npm package {package}@{BUN_VERSION} into {}", dir.display());
-    let mut install = Command::new(npm);
-    install
-        .args(["install", "--prefix"])
-        .arg(&dir)
-        .args(["--no-save", "--no-package-lock", "--no-audit", "--no-fund", "--loglevel=error"])
-        .arg(format!("{package}@{BUN_VERSION}"));
-    let run = process::run_bounded(&mut install, Duration::from_secs(600), process::Echo::Quiet)?;
-    if !run.status.is_some_and(|s| s.success()) {
-        let tail: Vec<&str> = run.output.lines().rev().take(5).collect();
-        return Err(format!("npm could not install {package}@{BUN_VERSION}: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" / ")));
-    }
+    peers::npm_install(npm, &dir, &format!("{package}@{BUN_VERSION}"))?;
     if ready(&binary) {
         Ok(binary)
     } else {

@@ -327,6 +327,52 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     seeds.into_iter().map(<[u8]>::to_vec).collect()
 }
 
+/// `data` as the first bytes from a trusted proxy with the PROXY protocol on (`proxy_header`
+/// target), and, read as text, as `trusted_proxies` entries (its first line, comma-separated)
+/// and forwarding headers (each further line: a `Forwarded` value after an 'F', otherwise an
+/// `X-Forwarded-For` value). Checks that, as bytes arrive, the answer goes from `Incomplete` to
+/// either an error that stays or a header that stays the same and was complete exactly on its
+/// last byte, within `MAX_PROXY_HEADER` bytes; that each accepted entry holds its own address;
+/// and that every accepted entry together parse as well.
+pub fn proxy_header(data: &[u8]) {
+    use crate::proxy::{forwarded_client, parse_proxy_header, ProxyHeader, TrustedProxies, MAX_PROXY_HEADER};
+
+    let mut previous = Ok(ProxyHeader::Incomplete);
+    for end in 0..=data.len().min(MAX_PROXY_HEADER + 1) {
+        let now = parse_proxy_header(&data[..end]);
+        match (&previous, &now) {
+            (Ok(ProxyHeader::Incomplete), Ok(ProxyHeader::Complete { len, source })) => {
+                assert_eq!(*len, end, "a header complete before its last byte ({source:?})");
+            }
+            (Ok(ProxyHeader::Incomplete), Ok(ProxyHeader::Incomplete)) => {
+                assert!(end < MAX_PROXY_HEADER, "still incomplete after {end} bytes");
+            }
+            (Ok(ProxyHeader::Incomplete), Err(_)) | (Err(_), Err(_)) => {}
+            (before, after) if before == after && matches!(after, Ok(ProxyHeader::Complete { .. })) => {}
+            (before, after) => panic!("after {end} bytes the answer went from {before:?} to {after:?}"),
+        }
+        previous = now;
+    }
+
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let mut lines = text.split('\n');
+    let mut accepted = Vec::new();
+    for entry in lines.next().unwrap_or_default().split(',') {
+        if let Ok(single) = TrustedProxies::parse(&[entry]) {
+            let address = entry.trim().split('/').next().and_then(|address| address.parse().ok());
+            assert!(address.is_some_and(|address| single.contains(address)), "{entry:?} does not hold its own address");
+            accepted.push(entry);
+        }
+    }
+    let trusted = match TrustedProxies::parse(&accepted) {
+        Ok(trusted) => trusted,
+        Err(e) => panic!("{accepted:?} parse one by one but not together: {e}"),
+    };
+    let (forwarded, x_forwarded_for): (Vec<&str>, Vec<&str>) = lines.partition(|line| line.starts_with('F'));
+    let forwarded: Vec<&str> = forwarded.iter().map(|line| line.get(1..).unwrap_or_default()).collect();
+    let _ = forwarded_client(&forwarded, &x_forwarded_for, &trusted);
+}
+
 #[cfg(test)]
 mod tests {
     /// Every fuzz entry point on its seeds.

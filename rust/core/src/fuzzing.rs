@@ -332,8 +332,9 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
 /// and forwarding headers (each further line: a `Forwarded` value after an 'F', otherwise an
 /// `X-Forwarded-For` value). Checks that, as bytes arrive, the answer goes from `Incomplete` to
 /// either an error that stays or a header that stays the same and was complete exactly on its
-/// last byte, within `MAX_PROXY_HEADER` bytes; that each accepted entry holds its own address;
-/// and that every accepted entry together parse as well.
+/// last byte, within `MAX_PROXY_HEADER` bytes; that each accepted entry holds its own address
+/// (but for an IPv4-mapped one with a prefix under 96); and that the accepted entries parse
+/// together as well.
 pub fn proxy_header(data: &[u8]) {
     use crate::proxy::{forwarded_client, parse_proxy_header, ProxyHeader, TrustedProxies, MAX_PROXY_HEADER};
 
@@ -359,8 +360,15 @@ pub fn proxy_header(data: &[u8]) {
     let mut accepted = Vec::new();
     for entry in lines.next().unwrap_or_default().split(',') {
         if let Ok(single) = TrustedProxies::parse(&[entry]) {
-            let address = entry.trim().split('/').next().and_then(|address| address.parse().ok());
-            assert!(address.is_some_and(|address| single.contains(address)), "{entry:?} does not hold its own address");
+            let mut parts = entry.trim().splitn(2, '/');
+            let Some(address) = parts.next().and_then(|address| address.parse::<std::net::IpAddr>().ok()) else {
+                panic!("{entry:?} accepted without an address");
+            };
+            let prefix = parts.next().map(|digits| digits.parse::<u32>().unwrap_or(0));
+            // An IPv4 address, mapped or not, is only ever in an IPv4 range (mapped: /96 or longer).
+            let mapped = matches!(address, std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
+            let holds_itself = !(mapped && prefix.is_some_and(|prefix| prefix < 96));
+            assert_eq!(single.contains(address), holds_itself, "{entry:?} and its own address");
             accepted.push(entry);
         }
     }

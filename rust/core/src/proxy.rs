@@ -550,6 +550,9 @@ mod tests {
         Ok(ProxyHeader::Complete { len, source: source.map(addr) })
     }
 
+    /// The longest IPv6 address as text.
+    const ALL_ONES: &str = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+
     // ---- TrustedProxies ----
 
     #[test]
@@ -632,26 +635,27 @@ mod tests {
         assert_eq!(parse_proxy_header(line), complete(47, Some("192.168.0.1:56324")));
         let line = b"PROXY TCP6 2001:db8::1 2001:DB8::2 65535 0\r\n";
         assert_eq!(parse_proxy_header(line), complete(line.len(), Some("[2001:db8::1]:65535")));
-        let longest = b"PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n";
+        let longest = format!("PROXY TCP6 {ALL_ONES} {ALL_ONES} 65535 65535\r\n");
         assert_eq!(longest.len(), 104);
-        assert_eq!(parse_proxy_header(longest), complete(104, Some("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535")));
+        assert_eq!(parse_proxy_header(longest.as_bytes()), complete(104, Some(&format!("[{ALL_ONES}]:65535"))));
         let line = b"PROXY TCP4 255.255.255.255 0.0.0.0 0 65535\r\n";
         assert_eq!(parse_proxy_header(line), complete(line.len(), Some("255.255.255.255:0")));
         assert_eq!(parse_proxy_header(b"PROXY UNKNOWN\r\nGET"), complete(15, None));
-        let worst = b"PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n";
+        let worst = format!("PROXY UNKNOWN {ALL_ONES} {ALL_ONES} 65535 65535\r\n");
         assert_eq!(worst.len(), 107);
-        assert_eq!(parse_proxy_header(worst), complete(107, None));
+        assert_eq!(parse_proxy_header(worst.as_bytes()), complete(107, None));
         // Whatever follows UNKNOWN is ignored.
         assert_eq!(parse_proxy_header(b"PROXY UNKNOWN whatever \xff\r\n"), complete(26, None));
     }
 
     #[test]
     fn v1_every_prefix_is_incomplete() {
+        let worst = format!("PROXY UNKNOWN {ALL_ONES} {ALL_ONES} 65535 65535\r\n");
         let lines: [&[u8]; 4] = [
             b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n",
             b"PROXY TCP6 2001:db8::1 ::1 1 10000\r\n",
             b"PROXY UNKNOWN\r\n",
-            b"PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n",
+            worst.as_bytes(),
         ];
         for line in lines {
             for end in 0..line.len() {
@@ -1003,7 +1007,8 @@ mod tests {
     #[test]
     fn forwarded_elements_recover_after_a_malformed_one() {
         let mut elements = Vec::new();
-        forwarded_elements("for=1.2.3.4, x y z, host=\"a,b\" junk, by=b;For=\"[::1]\", ;,for=5.6.7.8;for=9.9.9.9,", &mut elements);
+        let value = "for=1.2.3.4, x y z, host=\"a,b\" junk, by=b;For=\"[::1]\", ;,for=5.6.7.8;for=9.9.9.9,";
+        forwarded_elements(value, &mut elements);
         assert_eq!(
             elements,
             [
@@ -1020,13 +1025,15 @@ mod tests {
     /// The fuzz entry point keeps its promises on a few inputs (the fuzzer covers the rest).
     #[test]
     fn fuzz_entry_point_runs() {
-        let inputs: [&[u8]; 6] = [
+        let inputs: [&[u8]; 7] = [
             b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\nGET / HTTP/1.1\r\n\r\n",
             b"PROXY UNKNOWN\r\n",
             b"10.0.0.0/8, ::1,bad\nFfor=1.2.3.4, for=10.0.0.1\n1.2.3.4, 10.0.0.1",
             b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x01\xc6\x33\x64\x02\xdc\x04\x01\xbb",
             b"\r\n\r\n\0\r\nQUIT\n\x21\x11\xff\xff",
             b"",
+            // Found by the fuzzer: an IPv4-mapped entry with a short prefix holds no IPv4 address.
+            b"10.0.0.0/8, ::1,fd00::/8,::ffff:10.0.0.0/014\nIfor=1..PROXY TCP,1:80\n[2001:db8:: 192.1680]:5",
         ];
         for input in inputs {
             crate::fuzzing::proxy_header(input);

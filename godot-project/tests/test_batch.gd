@@ -102,10 +102,12 @@ func test_batch_errors() -> void:
 	expect_error("a text message must be valid UTF-8")
 	check_eq(peer.send_packets([PackedByteArray([0xff])], WebSocketConnection.WRITE_MODE_TEXT), ERR_INVALID_PARAMETER, "bad text")
 	check_eq(peer.get_current_outbound_buffered_amount(), 0, "nothing of a refused batch was queued")
-	expect_error("broadcast: no connected peer has id 4242")
-	check_eq(server.broadcast(PackedByteArray([1]), PackedInt32Array([4242])), ERR_DOES_NOT_EXIST, "an unknown id")
+	expect_error("send_to_peers: not sent to 1 of the peers (the others got it): no connected peer has id 4242")
+	check_eq(server.send_to_peers(PackedInt32Array([4242]), PackedByteArray([1])), ERR_DOES_NOT_EXIST, "an unknown id")
 	expect_error("write mode 3")
-	check_eq(server.broadcast(PackedByteArray([1]), PackedInt32Array(), 3), ERR_INVALID_PARAMETER, "broadcast with a bad write mode")
+	check_eq(server.broadcast(PackedByteArray([1]), 3), ERR_INVALID_PARAMETER, "broadcast with a bad write mode")
+	expect_error("write mode 3")
+	check_eq(server.send_to_peers(PackedInt32Array([id]), PackedByteArray([1]), 3), ERR_INVALID_PARAMETER, "send_to_peers with a bad write mode")
 	var multiplayer_server := WebSocketServer.new()
 	multiplayer_server.bind_ip = "127.0.0.1"
 	check_eq(multiplayer_server.create_server(0), OK, "create_server")
@@ -129,14 +131,20 @@ func test_broadcast_to_all_and_to_some() -> void:
 	check_eq(second.connect_to_url("ws://127.0.0.1:%d/" % server.get_local_port()), OK, "second connect")
 	if not await until(func(): return open.size() == 1 and connected_ids.size() == 2, [server, client, second], 5.0, "second client"):
 		return
-	check_eq(server.broadcast("to all".to_utf8_buffer(), PackedInt32Array(), WebSocketConnection.WRITE_MODE_TEXT), OK, "broadcast to all")
-	check_eq(server.broadcast("to one".to_utf8_buffer(), PackedInt32Array([id])), OK, "broadcast to one id")
+	var ids := server.get_peer_ids()
+	ids.sort()
+	var expected := PackedInt32Array(connected_ids)
+	expected.sort()
+	check_eq(ids, expected, "get_peer_ids lists both clients")
+	check_eq(server.broadcast("to all".to_utf8_buffer(), WebSocketConnection.WRITE_MODE_TEXT), OK, "broadcast to all")
+	check_eq(server.send_to_peers(PackedInt32Array([id]), "to one".to_utf8_buffer()), OK, "send_to_peers to one id")
+	check_eq(server.broadcast("all but one".to_utf8_buffer(), WebSocketConnection.WRITE_MODE_BINARY, PackedInt32Array([id])), OK, "broadcast excluding one")
 	var first_got := []
 	var second_got := []
 	await until(func():
 		first_got.append_array(client.get_peer(1).get_packets())
 		second_got.append_array(second.get_peer(1).get_packets())
-		return first_got.size() == 2 and second_got.size() == 1, [server, client, second], 5.0, "broadcasts")
-	check_eq(_strings(first_got), ["to all", "to one"], "the named client got both")
-	check_eq(_strings(second_got), ["to all"], "the other got the one to all")
+		return first_got.size() == 2 and second_got.size() == 2, [server, client, second], 5.0, "broadcasts")
+	check_eq(_strings(first_got), ["to all", "to one"], "the named client got both, not the one that excluded it")
+	check_eq(_strings(second_got), ["to all", "all but one"], "the other got the ones to all")
 	second.close()

@@ -234,7 +234,8 @@ impl Client {
                 }
                 ReactorEvent::Failing { .. } => self.failing = true,
                 // Only servers accept.
-                ReactorEvent::HandshakeFailed { .. } => {}
+                // Server side only.
+                ReactorEvent::HandshakeFailed { .. } | ReactorEvent::HandshakeRequested { .. } => {}
             }
         }
         if let Some((_, deadline)) = &self.awaiting_id {

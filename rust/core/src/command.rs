@@ -25,6 +25,10 @@ pub(crate) enum Command {
     SetNoDelay { id: PeerId, enabled: bool },
     /// Server: turn new connections away at accept, or stop doing so.
     SetRefuseNew(bool),
+    /// Server: answer new upgrades and health checks with 503 from now on.
+    Drain,
+    /// Server: new connections use this TLS key and certificate (open ones keep theirs).
+    ReloadTls(crate::tls::ServerSide),
     /// Close every connection and end the I/O thread.
     Shutdown,
 }
@@ -45,6 +49,10 @@ pub(crate) enum PeerCommand {
     Fail,
     /// Ping every this often (`None`: never).
     SetHeartbeat(Option<Duration>),
+    /// Server: the game accepts a held upgrade request; these headers join the 101 answer.
+    AcceptHandshake { headers: Vec<(String, String)> },
+    /// Server: the game refuses a held upgrade request with this HTTP status and body.
+    RejectHandshake { status: u16, body: String },
 }
 
 /// How a command reaches the I/O thread's attention.

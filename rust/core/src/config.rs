@@ -89,6 +89,20 @@ pub struct ConnectionConfig {
     /// permessage-deflate (RFC 7692): whether a client offers it and a server accepts it, and how
     /// it compresses.
     pub deflate: crate::DeflateConfig,
+    /// Server: every upgrade request waits for the game's verdict
+    /// ([`crate::Server::accept_handshake`] or [`crate::Server::reject_handshake`]), reported as
+    /// [`crate::ServerEvent::HandshakeRequested`]; one not answered within `handshake_timeout` is
+    /// refused with HTTP 503.
+    pub verify_handshakes: bool,
+    /// Server: addresses and CIDR ranges of reverse proxies. From these peers only, the client's
+    /// address is taken from `Forwarded` / `X-Forwarded-For` (or the PROXY protocol header).
+    pub trusted_proxies: Vec<String>,
+    /// Server: a connection from a trusted proxy starts with a PROXY protocol (v1 or v2) header
+    /// giving the client's address; one without is closed.
+    pub proxy_protocol: bool,
+    /// Server: a plain GET (or HEAD) of this path is answered with HTTP 200, or 503 while draining
+    /// ("" turns the health check off).
+    pub health_check_path: String,
 }
 
 impl Default for ConnectionConfig {
@@ -108,6 +122,10 @@ impl Default for ConnectionConfig {
             tls_client: crate::TlsClientSettings::default(),
             io_thread: true,
             deflate: crate::DeflateConfig::default(),
+            verify_handshakes: false,
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
+            health_check_path: String::new(),
         }
     }
 }
@@ -128,6 +146,20 @@ impl ConnectionConfig {
         }
         for (name, value) in &self.extra_headers {
             validate_header(name, value)?;
+        }
+        if self.proxy_protocol && self.tls_server.is_some() {
+            return Err(Error::Unsupported(
+                "proxy_protocol with wss:// served by this server (the PROXY header comes before the TLS hello, which is not read yet): terminate TLS at the proxy".into(),
+            ));
+        }
+        // The text names the setting and the entry.
+        crate::proxy::TrustedProxies::parse(&self.trusted_proxies).map_err(Error::InvalidArgument)?;
+        let path = &self.health_check_path;
+        if !path.is_empty() && (!path.starts_with('/') || path.contains('?') || path.bytes().any(|b| !b.is_ascii_graphic())) {
+            return Err(Error::InvalidSetting {
+                name: "health_check_path".into(),
+                problem: format!("'{}' is not a path (it starts with '/', has no query and no spaces)", path.escape_debug()),
+            });
         }
         Ok(())
     }
@@ -150,7 +182,7 @@ pub fn parse_header_lines<S: AsRef<str>>(lines: &[S]) -> Result<Vec<(String, Str
 }
 
 /// A header name that is an HTTP token and a value without CR, LF or NUL.
-fn validate_header(name: &str, value: &str) -> Result<(), Error> {
+pub(crate) fn validate_header(name: &str, value: &str) -> Result<(), Error> {
     validate_token("header name", name).map_err(Error::InvalidHeader)?;
     if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
         return Err(Error::InvalidHeader(format!("header '{name}' has a value with CR, LF or NUL in it")));

@@ -45,6 +45,12 @@ pub enum Error {
     UnknownPeer(PeerId),
     /// The peer is not open (still connecting, closing or closed), so nothing can be sent.
     PeerNotOpen(PeerId),
+    /// No upgrade request of this id waits for the game's verdict (answered already, refused
+    /// at `handshake_timeout`, or the client left).
+    NoHandshake(PeerId),
+    /// A message for several peers was not queued for some of them: each one, and why. The
+    /// others got it.
+    NotDelivered(Vec<(PeerId, Error)>),
     /// The URL given to `connect` cannot be used.
     InvalidUrl {
         /// The URL as given.
@@ -121,6 +127,22 @@ impl fmt::Display for Error {
             Error::NotActive => write!(f, "not listening or not connected"),
             Error::UnknownPeer(id) => write!(f, "no connected peer has id {id}"),
             Error::PeerNotOpen(id) => write!(f, "peer {id} is not open (connecting, closing or closed)"),
+            Error::NoHandshake(id) => write!(
+                f,
+                "no upgrade request of peer {id} waits for an answer (answered already, refused at handshake_timeout, or the client left)"
+            ),
+            Error::NotDelivered(failures) => {
+                write!(f, "not sent to {} of the peers (the others got it): ", failures.len())?;
+                for (i, (id, err)) in failures.iter().enumerate() {
+                    let separator = if i == 0 { "" } else { "; " };
+                    match err {
+                        // The text names the peer already.
+                        Error::OutboundFull { .. } | Error::UnknownPeer(_) | Error::PeerNotOpen(_) => write!(f, "{separator}{err}")?,
+                        _ => write!(f, "{separator}peer {id}: {err}")?,
+                    }
+                }
+                Ok(())
+            }
             Error::InvalidUrl { url, reason } => write!(f, "invalid URL '{url}': {reason}"),
             Error::AddressInUse(addr) => write!(f, "address {addr} is already in use"),
             Error::OutboundFull { peer, limit } => {

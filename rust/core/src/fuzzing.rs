@@ -1,6 +1,6 @@
 //! Entry points for `cargo fuzz` (the `fuzz/` folder; `cargo xtask fuzz`): untrusted bytes fed to
-//! the very `Connection` the reactor runs (tungstenite's HTTP upgrade, our handshake answer, our
-//! framing, close codes, limits and back-pressure), over an in-memory stream, with commands from
+//! the very `Connection` the reactor runs (the server's HTTP upgrade with its policies, the
+//! client's, our framing, close codes, limits and back-pressure), over an in-memory stream, with commands from
 //! a game and time advanced in between. Each must return, never panic, whatever the bytes, and
 //! the connection must keep its promises (see [`Game`]).
 
@@ -23,7 +23,12 @@ type Conn = Connection<MemoryStream>;
 /// The settings of every fuzzed connection: small limits, so that inputs reach them, and the
 /// server's handshake policy (sub-protocols, extra header, allowed origin).
 fn settings() -> Arc<Settings> {
-    let config = ConnectionConfig {
+    settings_with(|_| {})
+}
+
+/// [`settings`] with `edit` applied.
+fn settings_with(edit: impl FnOnce(&mut ConnectionConfig)) -> Arc<Settings> {
+    let mut config = ConnectionConfig {
         limits: Limits {
             max_message_size: 64 << 10,
             inbound_max_packets: 4,
@@ -36,12 +41,13 @@ fn settings() -> Arc<Settings> {
         heartbeat_interval: Some(Duration::from_secs(1)),
         ..ConnectionConfig::default()
     };
+    edit(&mut config);
     Arc::new(Settings::new(&config))
 }
 
 /// The game's side of one connection: takes what it reports, checks that it keeps its promises,
 /// and sends it commands. Promises checked: nothing follows the last event (`Closed`,
-/// `ConnectFailed`, `HandshakeFailed`), `Opened` comes once and first, packets and `Failing`
+/// `ConnectFailed`, `HandshakeFailed`, `Answered`), `Opened` comes once and first, packets and `Failing`
 /// only while open, and the inbound queue never holds more than its limits allow (one packet
 /// always fits).
 struct Game {
@@ -50,6 +56,8 @@ struct Game {
     remote: MemoryStream,
     now: Instant,
     opened: bool,
+    /// Server: an upgrade request was reported for the game's verdict.
+    held: bool,
     ended: bool,
     failing: bool,
     /// Packets reported and not yet taken, with their sizes.
@@ -60,7 +68,7 @@ struct Game {
 impl Game {
     fn new(conn: Conn, remote: MemoryStream, now: Instant) -> Self {
         let limits = settings().limits.clone();
-        Game { conn, remote, now, opened: false, ended: false, failing: false, queue: Vec::new(), limits }
+        Game { conn, remote, now, opened: false, held: false, ended: false, failing: false, queue: Vec::new(), limits }
     }
 
     /// Takes every event, checking the promises; flushes when owed.
@@ -100,13 +108,19 @@ impl Game {
                     assert!(self.opened, "Closed before open");
                     self.ended = true;
                 }
-                ConnectionEvent::ConnectFailed(_) | ConnectionEvent::HandshakeFailed(_) => {
+                ConnectionEvent::HandshakeRequested(_) => {
+                    assert!(!self.opened && !self.held, "a handshake request after open, or twice");
+                    self.held = true;
+                }
+                ConnectionEvent::ConnectFailed(_) | ConnectionEvent::HandshakeFailed(_) | ConnectionEvent::Answered => {
                     assert!(!self.opened, "a handshake failure after open");
                     self.ended = true;
                 }
             }
         }
-        assert_eq!(self.ended, self.conn.is_finished(), "finished and the last event disagree");
+        // A refused connection reports its end at once, then may linger a moment, silent.
+        assert!(self.ended || !self.conn.is_finished(), "finished without a last event");
+        assert!(!self.ended || self.conn.is_finished() || self.conn.is_refusing(), "a last event, but not finished nor refusing");
     }
 
     /// Takes every waiting packet; resumes reading when that made room.
@@ -166,9 +180,20 @@ fn any_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 40000))
 }
 
-fn server(now: Instant) -> Game {
+/// A server connection whose upgrade policy `options` picks: bit 0 `verify_handshakes`, bit 2
+/// the PROXY protocol from a trusted peer, bit 3 a health check at "/healthz", bit 4 draining.
+fn server(options: u8, now: Instant) -> Game {
+    let settings = settings_with(|config| {
+        config.verify_handshakes = options & 1 != 0;
+        config.proxy_protocol = options & 4 != 0;
+        config.trusted_proxies = vec!["127.0.0.0/8".into()];
+        if options & 8 != 0 {
+            config.health_check_path = "/healthz".into();
+        }
+    });
+    settings.draining.store(options & 16 != 0, std::sync::atomic::Ordering::Relaxed);
     let (local, remote) = memory::pair();
-    Game::new(Conn::accept(local, any_addr(), settings(), now), remote, now)
+    Game::new(Conn::accept(local, any_addr(), settings, now), remote, now)
 }
 
 fn client(now: Instant) -> Option<Game> {
@@ -208,10 +233,27 @@ fn feed_in_pieces(game: &mut Game, mut data: &[u8]) {
     }
 }
 
-/// `data` as what a client sends a server: the upgrade request, then frames.
+/// `data` as what a client sends a server: the upgrade request, then frames. The first byte
+/// picks the server's policy (see `server`); with `verify_handshakes` the game accepts a held
+/// request when bit 1 is set and refuses it otherwise, then time passes past every deadline.
 pub fn server_handshake(data: &[u8]) {
-    let mut game = server(Instant::now());
-    feed_in_pieces(&mut game, data);
+    let Some((&options, rest)) = data.split_first() else { return };
+    let mut game = server(options, Instant::now());
+    feed_in_pieces(&mut game, rest);
+    if game.held {
+        let verdict = if options & 2 != 0 {
+            PeerCommand::AcceptHandshake { headers: vec![("X-Fuzz".into(), "1".into())] }
+        } else {
+            PeerCommand::RejectHandshake { status: 401, body: "no".into() }
+        };
+        game.command(verdict);
+        game.drain();
+    }
+    for _ in 0..3 {
+        game.now += Duration::from_secs(2);
+        game.conn.handle_timeout(game.now);
+        game.settle();
+    }
 }
 
 /// `data` as what a server answers a client: the upgrade response, then frames.
@@ -294,7 +336,18 @@ pub fn multiplayer_id(data: &[u8]) {
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     let request: &[u8] = b"GET /x HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: game\r\nOrigin: https://game.example\r\n\r\n\x81\x85\x01\x02\x03\x04iggmn";
     let seeds: Vec<&[u8]> = match target {
-        "server_handshake" => vec![request, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"],
+        "server_handshake" => {
+            let with = |options: u8, bytes: &[u8]| [&[options][..], bytes].concat();
+            return vec![
+                with(0, request),
+                with(1, request),
+                with(3, request),
+                with(8, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"),
+                with(0, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+                with(4, &[b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n", request].concat()),
+                with(20, request),
+            ];
+        }
         "client_handshake" => vec![
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
             b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
@@ -322,6 +375,11 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             b"\x06\x00\x0d\xc1\x87\x00\x00\x00\x00\xf2\x48\xcd\xc9\xc9\x07\x00\x02\x40\x02\x41\x05\x00",
         ],
         "multiplayer_id" => vec![&[5, 0, 0, 0], &[1]],
+        "proxy_header" => vec![
+            b"PROXY TCP4 203.0.113.7 10.0.0.1 5555 80\r\n",
+            b"PROXY UNKNOWN\r\n",
+            b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\xcb\x00\x71\x07\x0a\x00\x00\x01\x15\xb3\x00\x50",
+        ],
         _ => vec![],
     };
     seeds.into_iter().map(<[u8]>::to_vec).collect()
@@ -392,6 +450,7 @@ mod tests {
             ("frames", super::frames),
             ("connection", super::connection),
             ("multiplayer_id", super::multiplayer_id),
+            ("proxy_header", super::proxy_header),
         ] {
             let seeds = super::seeds(target);
             assert!(!seeds.is_empty(), "{target} has seeds");

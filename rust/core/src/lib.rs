@@ -36,8 +36,9 @@ pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{Error, OutboundLimit};
 pub use packet::Packet;
 pub use peer::{PeerHandle, ReadyState};
+pub use connection::HandshakeRequest;
 pub use proxy::TrustedProxies;
-pub use server::{Server, ServerEvent};
+pub use server::{Recipients, Server, ServerEvent};
 pub use tls::{TlsClientSettings, TlsServerSettings, BACKEND as TLS_BACKEND};
 pub use tungstenite::Bytes;
 

@@ -2,7 +2,7 @@
 //! `max_connections` limit (HTTP 503), TCP_NODELAY, TLS wrapping, and retrying when the process
 //! runs out of file descriptors.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,10 @@ use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
 
 use crate::tls::{self, NetStream};
+
+/// Connections beyond `max_connections` that may be in the middle of their 503 answer at once
+/// (besides as many again as `max_connections`).
+const MAX_BEING_REFUSED: usize = 64;
 
 /// How long accepting waits after a resource error (out of file descriptors, memory) before it
 /// tries again; a connection closing on our side retries at once.
@@ -31,6 +35,9 @@ pub(crate) struct Listener {
 pub(crate) enum Accepted {
     /// A new connection, registered under the given token, wrapped in TLS when serving wss://.
     Connection { stream: NetStream, remote: SocketAddr },
+    /// A connection beyond `max_connections`, registered (and wrapped in TLS) like a new one,
+    /// to be answered HTTP 503 at once; why (reported to the game).
+    Full { stream: NetStream, remote: SocketAddr, reason: String },
     /// A connection turned away; why (reported to the game).
     Refused { remote: SocketAddr, reason: String },
     /// A connection dropped without a word (refusing new connections, or registration failed).
@@ -58,14 +65,20 @@ impl Listener {
         self.refuse_new = refuse;
     }
 
+    /// New connections are wrapped in TLS with `tls` from now on; open ones keep what they had.
+    pub(crate) fn set_tls(&mut self, tls: tls::ServerSide) {
+        self.tls = Some(tls);
+    }
+
     /// When accepting should be tried again after a resource error.
     pub(crate) fn retry_at(&self) -> Option<Instant> {
         self.retry_at
     }
 
-    /// Accepts one connection; `live` is how many the server has (open or handshaking), and a
-    /// new one is registered under `token`.
-    pub(crate) fn accept(&mut self, live: usize, registry: &Registry, token: Token, now: Instant) -> Accepted {
+    /// Accepts one connection; `live` is how many the server has (open or handshaking),
+    /// `refusing` how many it is answering with a refusal, and a new one is registered under
+    /// `token`.
+    pub(crate) fn accept(&mut self, live: usize, refusing: usize, registry: &Registry, token: Token, now: Instant) -> Accepted {
         let (mut stream, remote) = loop {
             match self.socket.accept() {
                 Ok(pair) => break pair,
@@ -89,25 +102,31 @@ impl Listener {
         if self.refuse_new {
             return Accepted::Dropped;
         }
-        if self.max_connections.is_some_and(|max| live >= max) {
-            // Best effort, on a fresh socket that has room: say why, then close.
-            if self.tls.is_none() {
-                let _ = stream.write(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 5\r\n\r\n",
-                );
+        let full = self.max_connections.filter(|&max| live >= max);
+        if let Some(max) = full {
+            // The 503 answers cost a slot each for a moment (see `Connection::refuse_full`); past
+            // this many more, a connection is closed without a word.
+            if refusing >= max.saturating_add(MAX_BEING_REFUSED) {
+                return Accepted::Refused {
+                    remote,
+                    reason: format!("dropped: max_connections ({max}) reached, and {refusing} more are being refused"),
+                };
             }
-            return Accepted::Refused { remote, reason: format!("refused with 503: max_connections ({live}) reached") };
         }
         let _ = stream.set_nodelay(self.no_delay);
         if registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
             return Accepted::Dropped;
         }
-        match &self.tls {
+        let stream = match &self.tls {
             Some(tls) => match tls.accept(stream) {
-                Ok(stream) => Accepted::Connection { stream, remote },
-                Err(err) => Accepted::Refused { remote, reason: tls::describe_io_error(&err) },
+                Ok(stream) => stream,
+                Err(err) => return Accepted::Refused { remote, reason: tls::describe_io_error(&err) },
             },
-            None => Accepted::Connection { stream: NetStream::Plain(stream), remote },
+            None => NetStream::Plain(stream),
+        };
+        match full {
+            Some(max) => Accepted::Full { stream, remote, reason: format!("refused with 503: max_connections ({max}) reached") },
+            None => Accepted::Connection { stream, remote },
         }
     }
 }

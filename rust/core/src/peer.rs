@@ -46,6 +46,8 @@ pub(crate) struct Peer {
     /// The permessage-deflate agreement, if compression was agreed.
     deflate: Option<DeflateParams>,
     resource_name: String,
+    /// Server side: the upgrade request's headers (names in lower case, in order).
+    request_headers: Vec<(String, String)>,
     requested_url: String,
     heartbeat: Option<Duration>,
     no_delay_at_open: bool,
@@ -81,6 +83,7 @@ impl PeerHandle {
             protocol: String::new(),
             deflate: None,
             resource_name: String::new(),
+            request_headers: Vec::new(),
             requested_url,
         })))
     }
@@ -134,6 +137,12 @@ impl PeerHandle {
     /// The requested path and query (server side), e.g. `/chat?room=1`.
     pub fn resource_name(&self) -> String {
         self.peer().resource_name.clone()
+    }
+
+    /// Server side: every header of the client's upgrade request, names in lower case, in the
+    /// order received (empty on the client side).
+    pub fn request_headers(&self) -> Vec<(String, String)> {
+        self.peer().request_headers.clone()
     }
 
     /// The URL this client asked for ("" on the server side).
@@ -278,6 +287,7 @@ impl PeerHandle {
         peer.protocol = info.protocol;
         peer.deflate = info.deflate;
         peer.resource_name = info.resource_name;
+        peer.request_headers = info.request_headers;
     }
 
     pub(crate) fn push_inbound(&self, packet: Packet) {

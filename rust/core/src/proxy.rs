@@ -332,8 +332,11 @@ fn v2_source<const N: usize>(addresses: &[u8], port_at: usize) -> Option<([u8; N
 /// The client's address given the forwarding headers of a request that came from a trusted
 /// proxy. `forwarded` are the values of every `Forwarded` header (RFC 7239) in order,
 /// `x_forwarded_for` those of every `X-Forwarded-For` header in order (several headers of one
-/// name form one comma-separated list). `Forwarded` wins when it has any `for=` (or an element
-/// too malformed to tell). The chain is walked from the right (nearest hop): addresses in
+/// name form one comma-separated list). `X-Forwarded-For` wins when a request has one: it is
+/// what nginx, HAProxy (`option forwardfor`), cloud load balancers and CDNs set, and a client's
+/// own `Forwarded` passes through them untouched, so believing it first would let any client
+/// choose its address. `Forwarded` counts only without `X-Forwarded-For` (a proxy that sets
+/// `Forwarded` must then drop a client's `X-Forwarded-For`). The chain is walked from the right (nearest hop): addresses in
 /// `trusted` are skipped; the first one that is not trusted is the client. If every entry is
 /// trusted, the left-most is the client. An entry that does not parse as an address
 /// ("unknown", an obfuscated "_hidden" identifier, garbage) stops the walk: None (the caller
@@ -341,28 +344,28 @@ fn v2_source<const N: usize>(addresses: &[u8], port_at: usize) -> Option<([u8; N
 /// (`for="[2001:db8::1]:4711"`, `for="192.0.2.60:47011"`, `203.0.113.7:5555`,
 /// `[2001:db8::1]:80`); without one (or with an obfuscated one) the port is 0.
 pub(crate) fn forwarded_client(forwarded: &[&str], x_forwarded_for: &[&str], trusted: &TrustedProxies) -> Option<SocketAddr> {
+    let hops: Vec<Option<SocketAddr>> = x_forwarded_for
+        .iter()
+        .flat_map(|value| value.split(','))
+        .map(|entry| entry.trim_matches(is_whitespace))
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| parse_node(entry, false))
+        .collect();
+    if !hops.is_empty() {
+        return client_in_chain(&hops, trusted);
+    }
     let mut elements = Vec::new();
     for value in forwarded {
         forwarded_elements(value, &mut elements);
     }
-    let hops: Vec<Option<SocketAddr>> = if elements.iter().any(|element| !matches!(element, ForwardedElement::NoFor)) {
-        elements
-            .iter()
-            .filter_map(|element| match element {
-                ForwardedElement::For(node) => Some(parse_node(node, true)),
-                ForwardedElement::Malformed => Some(None),
-                ForwardedElement::NoFor => None,
-            })
-            .collect()
-    } else {
-        x_forwarded_for
-            .iter()
-            .flat_map(|value| value.split(','))
-            .map(|entry| entry.trim_matches(is_whitespace))
-            .filter(|entry| !entry.is_empty())
-            .map(|entry| parse_node(entry, false))
-            .collect()
-    };
+    let hops: Vec<Option<SocketAddr>> = elements
+        .iter()
+        .filter_map(|element| match element {
+            ForwardedElement::For(node) => Some(parse_node(node, true)),
+            ForwardedElement::Malformed => Some(None),
+            ForwardedElement::NoFor => None,
+        })
+        .collect();
     client_in_chain(&hops, trusted)
 }
 
@@ -957,16 +960,16 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_wins_when_it_has_a_for() {
+    fn x_forwarded_for_wins_and_forwarded_counts_only_without_it() {
         let xff = ["198.51.100.1"];
-        assert_eq!(client(&["for=203.0.113.9"], &xff, &[]), Some(addr("203.0.113.9:0")));
-        // Forwarded without `for` (only by/proto/host): X-Forwarded-For is used.
-        assert_eq!(client(&["by=10.0.0.1;proto=https", "host=example.com"], &xff, &[]), Some(addr("198.51.100.1:0")));
-        assert_eq!(client(&[" , "], &xff, &[]), Some(addr("198.51.100.1:0")));
-        // Forwarded whose `for` says unknown: still Forwarded's answer.
-        assert_eq!(client(&["for=unknown"], &xff, &[]), None);
-        // Too malformed to tell whether it has a `for`: nothing is believed.
-        assert_eq!(client(&["for 203.0.113.9"], &xff, &[]), None);
+        // A client's own Forwarded header passed through by a proxy that sets X-Forwarded-For.
+        assert_eq!(client(&["for=203.0.113.9"], &xff, &[]), Some(addr("198.51.100.1:0")));
+        assert_eq!(client(&["for 203.0.113.9"], &xff, &[]), Some(addr("198.51.100.1:0")));
+        assert_eq!(client(&["for=203.0.113.9"], &[], &[]), Some(addr("203.0.113.9:0")));
+        assert_eq!(client(&["for=203.0.113.9"], &[" , "], &[]), Some(addr("203.0.113.9:0")));
+        // Forwarded without `for` (only by/proto/host) and no X-Forwarded-For: nothing to believe.
+        assert_eq!(client(&["by=10.0.0.1;proto=https", "host=example.com"], &[], &[]), None);
+        assert_eq!(client(&["for=unknown"], &[], &[]), None);
     }
 
     #[test]
@@ -995,7 +998,7 @@ mod tests {
             "for=203.0.113.09",
             "for=\u{fffd}",
         ] {
-            assert_eq!(client(&[forwarded], &["198.51.100.1"], &proxies), None, "{forwarded}");
+            assert_eq!(client(&[forwarded], &[], &proxies), None, "{forwarded}");
         }
         for xff in ["garbage", "203.0.113.9;", "203.0.113.9 10.0.0.1", "\"203.0.113.9\"", "203.0.113.9:", "[::1]x", "::1]"] {
             assert_eq!(client(&[], &[xff, "10.0.0.1"], &proxies), None, "{xff}");

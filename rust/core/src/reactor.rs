@@ -26,7 +26,7 @@ use tungstenite::handshake::client::Request;
 use crate::command::{Command, CommandSender, PeerCommand, Wake};
 use crate::config::ConnectionConfig;
 use crate::connect::{self, Connecting, Progress};
-use crate::connection::{Connection, ConnectionEvent, Ending, OpenInfo, Settings};
+use crate::connection::{Connection, ConnectionEvent, Ending, HandshakeRequest, OpenInfo, Settings};
 use crate::flow::FlowControl;
 use crate::listener::{Accepted, Listener};
 use crate::packet::Packet;
@@ -55,8 +55,11 @@ pub(crate) enum ReactorEvent {
     Closed { id: PeerId, ending: Ending },
     /// A client could not connect or finish its handshake.
     ConnectFailed { reason: String },
-    /// An incoming connection failed its handshake and was dropped (server side).
-    HandshakeFailed { remote: SocketAddr, reason: String },
+    /// Server: an upgrade request waits for the game's verdict (`verify_handshakes`).
+    HandshakeRequested { id: PeerId, request: HandshakeRequest },
+    /// An incoming connection failed its handshake and was dropped (server side); `id` is the
+    /// one it had, if any (a connection refused at accept had none).
+    HandshakeFailed { id: Option<PeerId>, remote: SocketAddr, reason: String },
 }
 
 /// What the I/O thread starts with.
@@ -193,6 +196,8 @@ struct Slot {
     scheduled: Option<Instant>,
     /// Whether the slot waits in `to_flush`.
     flush_queued: bool,
+    /// Whether it was counted in `Reactor::refusing` (see `Connection::is_refusing`).
+    refusing: bool,
 }
 
 pub(crate) struct Reactor {
@@ -213,6 +218,9 @@ pub(crate) struct Reactor {
     /// asked again when an entry comes up).
     deadlines: BinaryHeap<Reverse<(Instant, usize)>>,
     to_flush: Vec<usize>,
+    /// Server: connections being refused (answer going out, or lingering); they do not count
+    /// toward `max_connections`.
+    refusing: usize,
     running: bool,
 }
 
@@ -239,6 +247,7 @@ impl Reactor {
             by_id: HashMap::new(),
             deadlines: BinaryHeap::new(),
             to_flush: Vec::new(),
+            refusing: 0,
             running: true,
         }
     }
@@ -283,7 +292,7 @@ impl Reactor {
     }
 
     fn insert(&mut self, id: PeerId, conn: Connection<WsStream>) -> usize {
-        let key = self.slots.insert(Slot { id, conn, connecting: None, scheduled: None, flush_queued: false });
+        let key = self.slots.insert(Slot { id, conn, connecting: None, scheduled: None, flush_queued: false, refusing: false });
         self.by_id.insert(id, key);
         key
     }
@@ -369,11 +378,23 @@ impl Reactor {
                 ConnectionEvent::CloseRequested { code, reason } => ReactorEvent::CloseRequested { id, code, reason },
                 ConnectionEvent::Closed(ending) => ReactorEvent::Closed { id, ending },
                 ConnectionEvent::ConnectFailed(reason) => ReactorEvent::ConnectFailed { reason },
+                ConnectionEvent::HandshakeRequested(request) => ReactorEvent::HandshakeRequested { id, request },
+                // Nothing to report: a health check, or a refusal the game asked for.
+                ConnectionEvent::Answered => continue,
                 ConnectionEvent::HandshakeFailed(reason) => match slot.conn.remote() {
-                    Some(remote) => ReactorEvent::HandshakeFailed { remote, reason },
+                    Some(remote) => ReactorEvent::HandshakeFailed { id: Some(id), remote, reason },
                     None => continue,
                 },
             });
+        }
+        let refusing = slot.conn.is_refusing();
+        if refusing != slot.refusing {
+            slot.refusing = refusing;
+            if refusing {
+                self.refusing += 1;
+            } else {
+                self.refusing -= 1;
+            }
         }
         if slot.conn.is_finished() {
             self.remove(key);
@@ -417,6 +438,12 @@ impl Reactor {
                         listener.set_refuse_new(refuse);
                     }
                 }
+                Command::Drain => self.settings.draining.store(true, Ordering::Relaxed),
+                Command::ReloadTls(tls) => {
+                    if let Some(listener) = &mut self.listener {
+                        listener.set_tls(tls);
+                    }
+                }
                 Command::Shutdown => self.running = false,
                 Command::SendMany { id, packets } => {
                     if let Some(&key) = self.by_id.get(&id) {
@@ -434,7 +461,8 @@ impl Reactor {
         loop {
             let Some(listener) = self.listener.as_mut() else { return };
             let key = self.slots.vacant_key();
-            match listener.accept(self.slots.len(), self.poll.registry(), Token(key), now) {
+            let live = self.slots.len() - self.refusing;
+            match listener.accept(live, self.refusing, self.poll.registry(), Token(key), now) {
                 Accepted::Connection { stream, remote } => {
                     let conn = Connection::accept(stream, remote, self.settings.clone(), now);
                     let id = unused_id(&self.by_id);
@@ -443,7 +471,14 @@ impl Reactor {
                     self.slots[key].conn.handle_readable(now);
                     self.settle(key);
                 }
-                Accepted::Refused { remote, reason } => self.emit(ReactorEvent::HandshakeFailed { remote, reason }),
+                Accepted::Full { stream, remote, reason } => {
+                    let conn = Connection::refuse_full(stream, remote, self.settings.clone(), reason, now);
+                    let id = unused_id(&self.by_id);
+                    self.insert(id, conn);
+                    self.slots[key].conn.handle_writable(now);
+                    self.settle(key);
+                }
+                Accepted::Refused { remote, reason } => self.emit(ReactorEvent::HandshakeFailed { id: None, remote, reason }),
                 Accepted::Dropped => {}
                 Accepted::Done => return,
             }
@@ -528,6 +563,9 @@ impl Reactor {
     fn remove(&mut self, key: usize) {
         let mut slot = self.slots.remove(key);
         self.by_id.remove(&slot.id);
+        if slot.refusing {
+            self.refusing -= 1;
+        }
         let registry = self.poll.registry();
         if let Some(connecting) = &mut slot.connecting {
             let _ = registry.deregister(connecting.stream_mut());

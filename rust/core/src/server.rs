@@ -1,10 +1,12 @@
 //! The server as the game thread sees it: listen, poll for events, look up peers.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use crate::command::{Command, PeerCommand};
-use crate::connection::Ending;
+use crate::config::validate_header;
+use crate::connection::{Ending, HandshakeRequest, HANDSHAKE_HEADERS};
 use crate::multiplayer;
 use crate::packet::Packet;
 use crate::peer::{PeerHandle, ReadyState};
@@ -47,6 +49,16 @@ pub enum ServerEvent {
         /// Why the server dropped it, when the client broke the protocol, a limit or the heartbeat.
         error: Option<String>,
     },
+    /// An upgrade request waits for [`Server::accept_handshake`] or [`Server::reject_handshake`]
+    /// ([`ConnectionConfig::verify_handshakes`]).
+    HandshakeRequested {
+        /// The id the client gets if accepted.
+        id: PeerId,
+        /// What it asked for, its headers and its address.
+        request: HandshakeRequest,
+    },
+    /// Draining ([`Server::drain`]): the last peer has left.
+    Drained,
     /// A connection was dropped before it became a peer (bad handshake or timeout).
     HandshakeFailed {
         /// Where it came from.
@@ -78,6 +90,30 @@ pub struct Server {
     /// Raw mode: peers that got packets since `take_all_packets` last ran (each named once; some
     /// may have been emptied or gone since).
     receiving: Vec<PeerHandle>,
+    /// Upgrade requests waiting for the game's verdict (`verify_handshakes`).
+    held_handshakes: HashSet<PeerId>,
+    /// Set by [`Server::drain`].
+    drain: Option<Drain>,
+}
+
+/// Where a drain is.
+#[derive(Debug)]
+struct Drain {
+    /// When the open peers get their 1001 close frame.
+    close_at: Instant,
+    /// Whether `Drained` was reported.
+    reported: bool,
+}
+
+/// Which peers a message for several goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recipients<'a> {
+    /// Every open peer.
+    All,
+    /// Every open peer but these.
+    AllBut(&'a [PeerId]),
+    /// These peers (each must be open).
+    Only(&'a [PeerId]),
 }
 
 impl Server {
@@ -122,6 +158,8 @@ impl Server {
         self.packet_order.clear();
         self.deferred_disconnects.clear();
         self.receiving.clear();
+        self.held_handshakes.clear();
+        self.drain = None;
         self.local_addr = None;
     }
 
@@ -181,6 +219,7 @@ impl Server {
         while let Ok(event) = reactor.events.try_recv() {
             match event {
                 ReactorEvent::Opened { id, flow, info } => {
+                    self.held_handshakes.remove(&id);
                     let peer = PeerHandle::new(id, flow, reactor.commands.clone(), &self.config, String::new());
                     let (protocol, resource_name) = (info.protocol.clone(), info.resource_name.clone());
                     peer.mark_open(info);
@@ -237,7 +276,14 @@ impl Server {
                         }
                     }
                 }
-                ReactorEvent::HandshakeFailed { remote, reason } => {
+                ReactorEvent::HandshakeRequested { id, request } => {
+                    self.held_handshakes.insert(id);
+                    out.push(ServerEvent::HandshakeRequested { id, request });
+                }
+                ReactorEvent::HandshakeFailed { id, remote, reason } => {
+                    if let Some(id) = id {
+                        self.held_handshakes.remove(&id);
+                    }
                     out.push(ServerEvent::HandshakeFailed { remote, reason });
                 }
                 ReactorEvent::Failing { id } => self.failing.push(id),
@@ -245,6 +291,93 @@ impl Server {
                 ReactorEvent::ConnectFailed { .. } => {}
             }
         }
+        self.advance_drain(out);
+    }
+
+    /// Draining: closes the open peers with 1001 once the grace period is over, and reports
+    /// `Drained` once none is left (nor a held handshake, nor a disconnect still to report).
+    fn advance_drain(&mut self, out: &mut Vec<ServerEvent>) {
+        let Some(drain) = &mut self.drain else { return };
+        if Instant::now() >= drain.close_at {
+            for peer in self.peers.values().filter(|peer| peer.ready_state() == ReadyState::Open) {
+                let _ = peer.close(1001, "going away");
+            }
+        }
+        if !drain.reported && self.peers.is_empty() && self.held_handshakes.is_empty() && self.deferred_disconnects.is_empty() {
+            drain.reported = true;
+            out.push(ServerEvent::Drained);
+        }
+    }
+
+    /// Starts draining: new upgrades (and the health check) are answered with HTTP 503 from
+    /// now on; after `grace` every open peer is closed with 1001 "going away"; `poll` reports
+    /// [`ServerEvent::Drained`] once the last peer has left. The server keeps listening (for
+    /// the 503 answers) until [`Server::stop`]. Calling it again can only shorten the grace.
+    pub fn drain(&mut self, grace: Duration) -> Result<(), Error> {
+        let Some(reactor) = &self.reactor else { return Err(Error::NotActive) };
+        let close_at = Instant::now().checked_add(grace).ok_or_else(|| Error::InvalidArgument(format!("grace period {grace:?} is too long")))?;
+        match &mut self.drain {
+            Some(drain) => drain.close_at = drain.close_at.min(close_at),
+            None => {
+                reactor.commands.send(Command::Drain);
+                self.drain = Some(Drain { close_at, reported: false });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether [`Server::drain`] was called since the server started listening.
+    pub fn is_draining(&self) -> bool {
+        self.drain.is_some()
+    }
+
+    /// New connections use this key and certificate; open ones keep theirs. Only for a server
+    /// that listens with TLS. Fails, changing nothing, when the key and certificate do not load.
+    pub fn reload_tls(&mut self, settings: crate::TlsServerSettings) -> Result<(), Error> {
+        let Some(reactor) = &self.reactor else { return Err(Error::NotActive) };
+        if self.config.tls_server.is_none() {
+            return Err(Error::Unsupported("reloading TLS on a server that listens for plain ws:// (listen with a key and certificate)".into()));
+        }
+        let tls = crate::tls::server(&settings)?;
+        reactor.commands.send(Command::ReloadTls(tls));
+        self.config.tls_server = Some(settings);
+        Ok(())
+    }
+
+    /// Accepts the held upgrade request of `id` ([`ServerEvent::HandshakeRequested`]); `headers`
+    /// (`(name, value)`) join the 101 answer. The client becomes a peer at a later `poll`
+    /// ([`ServerEvent::ClientConnected`]).
+    pub fn accept_handshake(&mut self, id: PeerId, headers: Vec<(String, String)>) -> Result<(), Error> {
+        for (name, value) in &headers {
+            validate_header(name, value)?;
+            if HANDSHAKE_HEADERS.iter().any(|own| own.eq_ignore_ascii_case(name)) {
+                return Err(Error::InvalidHeader(format!("header '{name}' belongs to the handshake and is set by the server")));
+            }
+        }
+        self.answer_handshake(id, PeerCommand::AcceptHandshake { headers })
+    }
+
+    /// Refuses the held upgrade request of `id` with the HTTP `status` (400-599) and `body`
+    /// (plain text), then closes the connection.
+    pub fn reject_handshake(&mut self, id: PeerId, status: u16, body: String) -> Result<(), Error> {
+        if !(400..=599).contains(&status) {
+            return Err(Error::InvalidArgument(format!("HTTP status {status} does not refuse: use 400-599")));
+        }
+        self.answer_handshake(id, PeerCommand::RejectHandshake { status, body })
+    }
+
+    fn answer_handshake(&mut self, id: PeerId, command: PeerCommand) -> Result<(), Error> {
+        let Some(reactor) = &self.reactor else { return Err(Error::NotActive) };
+        if !self.held_handshakes.remove(&id) {
+            return Err(Error::NoHandshake(id));
+        }
+        reactor.commands.to_peer(id, command);
+        Ok(())
+    }
+
+    /// Ids of the upgrade requests waiting for the game's verdict.
+    pub fn held_handshakes(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.held_handshakes.iter().copied()
     }
 
     /// Drops a peer at once, without a close handshake and without a `ClientDisconnected` event
@@ -327,12 +460,13 @@ impl Server {
         Ok(())
     }
 
-    /// Queues the same `packet` for every peer in `ids`, or for every open peer when `ids` is
-    /// `None`; the bytes are shared, not copied per peer. Every reachable peer gets it; the first
-    /// error (unknown peer, a named peer that is not open, full queue, text not UTF-8) is
-    /// returned. Without an I/O thread it is written at once, not at the next poll. Raw mode only: in multiplayer mode the peers read SceneMultiplayer's packets,
-    /// which [`Server::send_to`] sends.
-    pub fn broadcast(&self, ids: Option<&[PeerId]>, packet: Packet) -> Result<(), Error> {
+    /// Queues the same `packet` for `recipients`; the bytes are shared, not copied per peer.
+    /// A peer that cannot take it (full queue; with [`Recipients::Only`], also an unknown id or
+    /// a peer that is not open) does not stop the others: every one that refused is named in
+    /// [`Error::NotDelivered`]. Text that is not UTF-8 is refused before anything is queued.
+    /// Without an I/O thread it is written at once, not at the next poll. Raw mode only: in
+    /// multiplayer mode the peers read SceneMultiplayer's packets, which [`Server::send_to`] sends.
+    pub fn broadcast(&self, recipients: Recipients<'_>, packet: Packet) -> Result<(), Error> {
         if self.reactor.is_none() {
             return Err(Error::NotActive);
         }
@@ -340,21 +474,26 @@ impl Server {
             return Err(Error::Unsupported("raw broadcast in multiplayer mode (use put_packet with target_peer 0)".into()));
         }
         packet.check_text()?;
-        let mut first_error = None;
-        let mut send = |result: Result<(), Error>| {
+        let mut failures = Vec::new();
+        let mut send = |id: PeerId, result: Result<(), Error>| {
             if let Err(err) = result {
-                first_error.get_or_insert(err);
+                failures.push((id, err));
             }
         };
-        match ids {
-            None => {
-                for peer in self.peers.values().filter(|peer| peer.ready_state() == ReadyState::Open) {
-                    send(peer.queue(packet.clone()));
+        match recipients {
+            Recipients::All | Recipients::AllBut(_) => {
+                let excluded = match recipients {
+                    Recipients::AllBut(ids) => ids,
+                    _ => &[],
+                };
+                let open = self.peers.values().filter(|peer| peer.ready_state() == ReadyState::Open);
+                for peer in open.filter(|peer| !excluded.contains(&peer.id())) {
+                    send(peer.id(), peer.queue(packet.clone()));
                 }
             }
-            Some(ids) => {
+            Recipients::Only(ids) => {
                 for &id in ids {
-                    send(self.peer(id).and_then(|peer| peer.queue(packet.clone())));
+                    send(id, self.peer(id).and_then(|peer| peer.queue(packet.clone())));
                 }
             }
         }
@@ -362,7 +501,11 @@ impl Server {
         if let Some(reactor) = &self.reactor {
             reactor.write_queued();
         }
-        first_error.map_or(Ok(()), Err)
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::NotDelivered(failures))
+        }
     }
 
     /// The connected peer with this id.

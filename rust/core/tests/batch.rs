@@ -1,5 +1,5 @@
 //! The batch calls beside the per-packet ones: `PeerHandle::recv_all` and `send_many`,
-//! `Server::take_all_packets` and `Server::broadcast`. With and without the I/O thread: order
+//! `Server::take_all_packets` and `Server::broadcast` (to all, all but some, or named peers). With and without the I/O thread: order
 //! kept, all-or-none at the outbound limits, back-pressure released by a batch take, and clear
 //! errors for bad input.
 
@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use websocket_rs_core::{Bytes, Client, ConnectionConfig, Error, Limits, Packet, PeerId, Server};
+use websocket_rs_core::{Bytes, Client, ConnectionConfig, Error, Limits, Packet, PeerId, Recipients, Server};
 
 fn binary(i: usize) -> Packet {
     Packet { data: Bytes::from(format!("m{i}").into_bytes()), is_text: false }
@@ -186,7 +186,7 @@ fn batch_calls_need_a_listening_raw_server() {
     assert!(matches!(idle.take_all_packets(&mut Vec::new()), Err(Error::NotActive)));
     let (mut multiplayer, _) = common::server(ConnectionConfig { multiplayer: true, ..ConnectionConfig::default() });
     assert!(matches!(multiplayer.take_all_packets(&mut Vec::new()), Err(Error::Unsupported(_))));
-    assert!(matches!(multiplayer.broadcast(None, binary(1)), Err(Error::Unsupported(_))));
+    assert!(matches!(multiplayer.broadcast(Recipients::All, binary(1)), Err(Error::Unsupported(_))));
 }
 
 #[test]
@@ -196,21 +196,54 @@ fn broadcast_reaches_every_open_peer_or_the_named_ones() {
         let (mut a, id_a) = common::connect(&mut server, &url, config.clone());
         let (mut b, id_b) = common::connect(&mut server, &url, config.clone());
         let (pa, pb) = (a.peer().unwrap().clone(), b.peer().unwrap().clone());
-        server.broadcast(None, text("all")).unwrap();
-        server.broadcast(Some(&[id_b]), binary(7)).unwrap();
+        server.broadcast(Recipients::All, text("all")).unwrap();
+        server.broadcast(Recipients::Only(&[id_b]), binary(7)).unwrap();
         let unknown: PeerId = 999_999;
-        let named = server.broadcast(Some(&[unknown, id_a]), text("named"));
-        assert!(matches!(named, Err(Error::UnknownPeer(p)) if p == unknown), "{named:?}");
+        let named = server.broadcast(Recipients::Only(&[unknown, id_a]), text("named"));
+        assert!(
+            matches!(&named, Err(Error::NotDelivered(failures)) if matches!(failures[..], [(p, Error::UnknownPeer(_))] if p == unknown)),
+            "{named:?}"
+        );
+        server.broadcast(Recipients::AllBut(&[id_a]), binary(8)).unwrap();
         let bad = Packet { data: Bytes::from_static(&[0xc3]), is_text: true };
-        assert!(matches!(server.broadcast(None, bad), Err(Error::TextNotUtf8)));
+        assert!(matches!(server.broadcast(Recipients::All, bad), Err(Error::TextNotUtf8)));
         let (mut se, mut ce) = (Vec::new(), vec![Vec::new(), Vec::new()]);
         let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
         common::pump(&mut server, &mut [&mut a, &mut b], &mut se, &mut ce, |_, _| {
             pa.recv_all(&mut got_a);
             pb.recv_all(&mut got_b);
-            got_a.len() == 2 && got_b.len() == 2
+            got_a.len() == 2 && got_b.len() == 3
         });
         assert_eq!(got_a, vec![text("all"), text("named")], "a reachable peer still gets it");
-        assert_eq!(got_b, vec![text("all"), binary(7)]);
+        assert_eq!(got_b, vec![text("all"), binary(7), binary(8)]);
     }
+}
+
+#[test]
+fn a_full_queue_stops_only_its_peer_and_the_error_names_it() {
+    // Inline: a plain send waits in the queue until the next poll, so one message fills it.
+    let limits = Limits { outbound_max_packets: 1, ..Limits::default() };
+    let config = ConnectionConfig { io_thread: false, limits, ..ConnectionConfig::default() };
+    let (mut server, url) = common::server(config.clone());
+    let (mut a, id_a) = common::connect(&mut server, &url, config.clone());
+    let (mut b, _) = common::connect(&mut server, &url, config.clone());
+    let (pa, pb) = (a.peer().unwrap().clone(), b.peer().unwrap().clone());
+    server.peer(id_a).unwrap().send(binary(1)).unwrap();
+    let result = server.broadcast(Recipients::All, text("all"));
+    let text_of_error = result.as_ref().map_err(ToString::to_string).err().unwrap_or_default();
+    assert!(
+        matches!(&result, Err(Error::NotDelivered(failures))
+            if matches!(failures[..], [(p, Error::OutboundFull { peer, .. })] if p == id_a && peer == id_a)),
+        "{result:?}"
+    );
+    assert!(text_of_error.contains(&format!("outbound queue of peer {id_a} is full")), "{text_of_error}");
+    let (mut se, mut ce) = (Vec::new(), vec![Vec::new(), Vec::new()]);
+    let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+    common::pump(&mut server, &mut [&mut a, &mut b], &mut se, &mut ce, |_, _| {
+        pa.recv_all(&mut got_a);
+        pb.recv_all(&mut got_b);
+        got_a.len() == 1 && got_b.len() == 1
+    });
+    assert_eq!(got_a, vec![binary(1)], "the full peer kept what it had queued");
+    assert_eq!(got_b, vec![text("all")], "the other peer got the broadcast");
 }

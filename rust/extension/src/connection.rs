@@ -97,6 +97,26 @@ pub(crate) fn packets_from_array(messages: &AnyArray, is_text: bool) -> Result<V
         .collect()
 }
 
+/// HTTP headers as a GDScript `Dictionary` from name (lower case) to value; the values of a
+/// repeated header are joined with ", ".
+pub(crate) fn headers_to_dictionary(headers: &[(String, String)]) -> VarDictionary {
+    let mut joined: Vec<(&str, String)> = Vec::new();
+    for (name, value) in headers {
+        match joined.iter_mut().find(|(seen, _)| *seen == name.as_str()) {
+            Some((_, values)) => {
+                values.push_str(", ");
+                values.push_str(value);
+            }
+            None => joined.push((name, value.clone())),
+        }
+    }
+    let mut dictionary = VarDictionary::new();
+    for (name, value) in joined {
+        dictionary.set(&GString::from(name), &GString::from(&value));
+    }
+    dictionary
+}
+
 /// The packets as a GDScript `Array[PackedByteArray]` (one copy each).
 pub(crate) fn packets_to_array(packets: &[Packet]) -> Array<PackedByteArray> {
     packets.iter().map(|packet| PackedByteArray::from(&packet.data[..])).collect()
@@ -274,6 +294,17 @@ impl WebSocketConnection {
     #[func]
     fn get_connected_host(&self) -> GString {
         self.peer.remote_addr().map(|a| GString::from(&a.ip().to_string())).unwrap_or_default()
+    }
+
+    /// Server side: every header of the client's upgrade request, as a `Dictionary` from name
+    /// (lower case) to value (a repeated header's values joined with ", "). Empty on the client
+    /// side. Read tokens and cookies here, also in multiplayer mode.
+    /// ```gdscript
+    /// var token: String = server.get_peer(id).get_request_headers().get("authorization", "")
+    /// ```
+    #[func]
+    fn get_request_headers(&self) -> VarDictionary {
+        headers_to_dictionary(&self.peer.request_headers())
     }
 
     /// The other side's port; 0 before the TCP connection is made.

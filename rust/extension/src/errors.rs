@@ -21,7 +21,9 @@ pub(crate) fn godot_code(err: &Error) -> GodotError {
         Error::AlreadyListening | Error::AlreadyConnected => GodotError::ERR_ALREADY_IN_USE,
         Error::AddressInUse(_) => GodotError::ERR_ALREADY_IN_USE,
         Error::NotActive => GodotError::ERR_UNCONFIGURED,
-        Error::UnknownPeer(_) => GodotError::ERR_DOES_NOT_EXIST,
+        Error::UnknownPeer(_) | Error::NoHandshake(_) => GodotError::ERR_DOES_NOT_EXIST,
+        // The first refusal's code (there is at least one).
+        Error::NotDelivered(failures) => failures.first().map_or(GodotError::FAILED, |(_, err)| godot_code(err)),
         Error::PeerNotOpen(_) | Error::Unsupported(_) => GodotError::ERR_UNAVAILABLE,
         Error::OutboundFull { .. } => GodotError::ERR_OUT_OF_MEMORY,
         Error::Protocol(_) => GodotError::ERR_INVALID_DATA,
@@ -35,6 +37,9 @@ fn hint(err: &Error) -> &'static str {
         Error::AlreadyListening => "; call stop() first",
         Error::AlreadyConnected => "; call disconnect_from_host() first",
         Error::OutboundFull { .. } => ", poll() and try again",
+        Error::NotDelivered(failures) if failures.iter().any(|(_, err)| matches!(err, Error::OutboundFull { .. })) => {
+            "; for a full queue, poll() and try again"
+        }
         Error::InvalidCloseCode(_) => " (or -1 to drop at once)",
         Error::InvalidBindAddress(_) => " or \"*\"",
         _ => "",

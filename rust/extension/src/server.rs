@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use godot::classes::multiplayer_peer::ConnectionStatus;
 use godot::global::Error as GodotError;
 use godot::prelude::*;
-use websocket_rs_core::{Bytes, ConnectionConfig, Error, Packet, PeerId, Server, ServerEvent};
+use websocket_rs_core::{Bytes, ConnectionConfig, Error, Packet, PeerId, Recipients, Server, ServerEvent};
 
 use crate::connection::WebSocketConnection;
 use crate::errors;
@@ -96,6 +96,47 @@ websocket_multiplayer_peer! {
         /// Intermediate certificates sent after `ssl_certificate`. Default: null (none).
         #[var]
         ca_chain: Option<Gd<godot::classes::X509Certificate>>,
+        /// When true, every upgrade request waits for your verdict: `handshake_requested` gives
+        /// its path, headers and address, and you answer with `accept_handshake(id)` or
+        /// `reject_handshake(id, status)`, now or frames later (the game does not block). A
+        /// request not answered within `handshake_timeout` is refused with HTTP 503. Default:
+        /// false (every valid upgrade is accepted). Read by `listen`; in multiplayer mode too,
+        /// where `peer_connected` comes only after an accept.
+        /// ```gdscript
+        /// server.verify_handshakes = true
+        /// server.handshake_requested.connect(func(id, path, headers, address):
+        ///     if headers.get("authorization", "") == "Bearer " + token:
+        ///         server.accept_handshake(id, ["X-Session: %d" % id])
+        ///     else:
+        ///         server.reject_handshake(id, 401, "bad token"))
+        /// ```
+        #[var]
+        verify_handshakes: bool,
+        /// Addresses and CIDR ranges of your reverse proxies (nginx, HAProxy, a load balancer),
+        /// e.g. `["127.0.0.1", "10.0.0.0/8", "fd00::/8"]`. Default: empty.
+        ///
+        /// For a connection from one of them, the client's address is taken from the
+        /// `Forwarded` or `X-Forwarded-For` header (or the PROXY protocol header with
+        /// `proxy_protocol`), so `get_peer_address` and `get_connected_host` give the real
+        /// client. Everyone else's forwarding headers are ignored. Read by `listen`; a malformed
+        /// entry makes it return `ERR_INVALID_PARAMETER`.
+        #[var]
+        trusted_proxies: PackedStringArray,
+        /// When true, a connection from an address in `trusted_proxies` must start with a PROXY
+        /// protocol header (v1 or v2, as HAProxy's `send-proxy` or an AWS NLB send); it gives the
+        /// client's address and port. A connection from a trusted proxy without a valid one is
+        /// closed (only that one). Default: false. Read by `listen`.
+        #[var]
+        proxy_protocol: bool,
+        /// A path answered as a health check, e.g. `"/healthz"`: a plain HTTP GET (or HEAD) of it
+        /// on the listening port gets 200, or 503 while draining (and at `max_connections`). Other
+        /// plain requests are closed without an answer, as before. Default: "" (off). Read by
+        /// `listen`.
+        /// ```gdscript
+        /// server.health_check_path = "/healthz"   # curl http://host:9080/healthz -> ok
+        /// ```
+        #[var]
+        health_check_path: GString,
         /// Connection objects handed out by `get_peer`, so the same id gives the same object.
         connections: HashMap<PeerId, Gd<WebSocketConnection>>,
     }
@@ -117,6 +158,14 @@ websocket_multiplayer_peer! {
         /// once per message, in raw mode only (in multiplayer mode SceneMultiplayer takes the
         /// packets).
         fn data_received(id: i64);
+        /// With `verify_handshakes`: a client asks to connect. `resource_name` is the path and
+        /// query (e.g. `"/play?room=2"`), `headers` every request header (names in lower case;
+        /// a repeated header's values joined with ", "), `address` the client's IP address
+        /// (after `trusted_proxies`). Answer with `accept_handshake(id)` or
+        /// `reject_handshake(id, status)`, within `handshake_timeout`.
+        fn handshake_requested(id: i64, resource_name: GString, headers: VarDictionary, address: GString);
+        /// After `drain()`: the last client has left. The server still answers 503 until `stop()`.
+        fn drained();
     }
     extra_virtuals {
         fn set_refuse_new_connections(&mut self, enable: bool) {
@@ -210,10 +259,19 @@ impl WebSocketServer {
             }
         };
         config.allowed_origins = self.allowed_origins.as_slice().iter().map(GString::to_string).collect();
+        config.verify_handshakes = self.verify_handshakes;
+        config.trusted_proxies = self.trusted_proxies.as_slice().iter().map(GString::to_string).collect();
+        config.proxy_protocol = self.proxy_protocol;
+        config.health_check_path = self.health_check_path.to_string();
         let result = settings::bind_address(bind_ip, port).and_then(|addr| self.core.listen(addr, config));
         if result.is_ok() {
             self.multiplayer = multiplayer;
             self.connections.clear();
+            if self.verify_handshakes && !self.base().has_connections("handshake_requested") {
+                godot_warn!(
+                    "WebSocketServer.{context}: verify_handshakes is on but nothing is connected to handshake_requested yet; unanswered clients are refused with 503 at handshake_timeout"
+                );
+            }
         }
         errors::to_godot(context, result)
     }
@@ -329,40 +387,143 @@ impl WebSocketServer {
         packets
     }
 
-    /// Sends the same `message` to every client in `peer_ids`, or to every open client when
-    /// `peer_ids` is empty (the default): one copy of the bytes for all of them, as binary
-    /// (`WRITE_MODE_BINARY`, the default) or text (`WRITE_MODE_TEXT`).
-    ///
-    /// Every reachable client gets it. Returns `OK`, or the first error, printed: an unknown id
-    /// (`ERR_DOES_NOT_EXIST`), a named client that is not open (`ERR_UNAVAILABLE`), a full
-    /// outbound queue (`ERR_OUT_OF_MEMORY`); `ERR_INVALID_PARAMETER` (nothing sent) for another
-    /// write mode or text that is not valid UTF-8. Raw mode only: in multiplayer mode
-    /// `put_packet` with `target_peer` 0 broadcasts (this prints an error and returns
-    /// `ERR_UNAVAILABLE`).
+    /// The ids of every connected client (open or closing), in no particular order.
     /// ```gdscript
-    /// server.broadcast(JSON.stringify(state).to_utf8_buffer(), [], WebSocketConnection.WRITE_MODE_TEXT)
-    /// server.broadcast(snapshot, PackedInt32Array([2, 5]))
+    /// for id in server.get_peer_ids():
+    ///     server.get_peer(id).send_text("round over")
+    /// ```
+    #[func]
+    fn get_peer_ids(&self) -> PackedInt32Array {
+        self.core.peer_ids().collect()
+    }
+
+    /// Sends one `message` to every open client but those in `exclude`: as binary
+    /// (`WebSocketConnection.WRITE_MODE_BINARY`, the default) or text (`WRITE_MODE_TEXT`). The
+    /// bytes are copied once and shared by every client's queue.
+    ///
+    /// A client whose outbound queue is full does not stop the others: it is named in the error
+    /// printed, and the first refusal's code is returned (`ERR_OUT_OF_MEMORY` for a full
+    /// queue). `ERR_INVALID_PARAMETER` (nothing sent) for another write mode or text that is
+    /// not UTF-8. Raw mode only: in multiplayer mode `put_packet` with `target_peer` 0
+    /// broadcasts (this prints an error and returns `ERR_UNAVAILABLE`).
+    /// ```gdscript
+    /// server.broadcast(JSON.stringify(state).to_utf8_buffer(), WebSocketConnection.WRITE_MODE_TEXT)
+    /// server.broadcast(chat_line, WebSocketConnection.WRITE_MODE_TEXT, [sender_id])   # all but the sender
     /// ```
     #[func]
     fn broadcast(
         &mut self,
         message: PackedByteArray,
-        #[opt(default = &PackedInt32Array::new())] peer_ids: PackedInt32Array,
         #[opt(default = 1)] write_mode: i64,
+        #[opt(default = &PackedInt32Array::new())] exclude: PackedInt32Array,
     ) -> GodotError {
+        let recipients = if exclude.is_empty() { Recipients::All } else { Recipients::AllBut(exclude.as_slice()) };
+        self.send_to_many("broadcast", recipients, &message, write_mode)
+    }
+
+    /// Sends one `message` to the clients in `ids` (binary or text, as `broadcast`), sharing the
+    /// bytes between them. Every id must be an open client: an unknown id
+    /// (`ERR_DOES_NOT_EXIST`), one not open (`ERR_UNAVAILABLE`) or a full queue does not stop
+    /// the others; each is named in the error printed and the first one's code is returned.
+    /// ```gdscript
+    /// server.send_to_peers(team_red, snapshot)
+    /// ```
+    #[func]
+    fn send_to_peers(&mut self, ids: PackedInt32Array, message: PackedByteArray, #[opt(default = 1)] write_mode: i64) -> GodotError {
+        self.send_to_many("send_to_peers", Recipients::Only(ids.as_slice()), &message, write_mode)
+    }
+
+    fn send_to_many(&mut self, context: &str, recipients: Recipients<'_>, message: &PackedByteArray, write_mode: i64) -> GodotError {
         let result = crate::connection::write_mode_is_text(write_mode).and_then(|is_text| {
             let packet = Packet { data: Bytes::copy_from_slice(message.as_slice()), is_text };
-            let ids = if peer_ids.is_empty() { None } else { Some(peer_ids.as_slice()) };
-            self.core.broadcast(ids, packet)
+            self.core.broadcast(recipients, packet)
         });
-        errors::to_godot("broadcast", result)
+        errors::to_godot(context, result)
+    }
+
+    /// With `verify_handshakes`: lets the client of `handshake_requested` in. `response_headers`
+    /// (`"Name: value"` lines) join the handshake response. `client_connected` follows at a later
+    /// `poll()`.
+    ///
+    /// Returns `OK`; `ERR_DOES_NOT_EXIST` when no request of this id waits (answered already,
+    /// refused at `handshake_timeout`, or the client left); `ERR_INVALID_PARAMETER` for a
+    /// malformed header line or one the handshake sets itself (`Upgrade`, `Connection`,
+    /// `Sec-WebSocket-*`).
+    #[func]
+    fn accept_handshake(&mut self, id: i64, #[opt(default = &PackedStringArray::new())] response_headers: PackedStringArray) -> GodotError {
+        let lines: Vec<String> = response_headers.as_slice().iter().map(GString::to_string).collect();
+        let result = settings::peer_id(id)
+            .and_then(|id| websocket_rs_core::parse_header_lines(&lines).map(|headers| (id, headers)))
+            .and_then(|(id, headers)| self.core.accept_handshake(id, headers));
+        errors::to_godot("accept_handshake", result)
+    }
+
+    /// With `verify_handshakes`: refuses the client of `handshake_requested` with the HTTP
+    /// `status` (400-599, e.g. 401, 403, 429, 503) and `body` as plain text, then closes its
+    /// connection. Returns `OK`, `ERR_DOES_NOT_EXIST` when no request of this id waits, or
+    /// `ERR_INVALID_PARAMETER` for a status outside 400-599.
+    #[func]
+    fn reject_handshake(&mut self, id: i64, status: i64, #[opt(default = "")] body: GString) -> GodotError {
+        let result = settings::peer_id(id).and_then(|id| {
+            let status = u16::try_from(status)
+                .map_err(|_| Error::InvalidArgument(format!("HTTP status {status} does not refuse: use 400-599")))?;
+            self.core.reject_handshake(id, status, body.to_string())
+        });
+        errors::to_godot("reject_handshake", result)
+    }
+
+    /// Starts a graceful shutdown: new connections (and the health check) are answered with HTTP
+    /// 503 from now on; after `grace_seconds` every client is closed with 1001 ("going away");
+    /// `drained` is emitted once the last one has left (at once when none is connected). Keep
+    /// polling until then, then `stop()` or quit. Calling it again can only shorten the grace.
+    ///
+    /// Returns `OK`, `ERR_UNCONFIGURED` when not listening, or `ERR_INVALID_PARAMETER` for a
+    /// negative or non-finite `grace_seconds`.
+    /// ```gdscript
+    /// server.drained.connect(get_tree().quit)
+    /// server.drain(30.0)   # players get 30 s to finish their match
+    /// ```
+    #[func]
+    fn drain(&mut self, #[opt(default = 0.0)] grace_seconds: f64) -> GodotError {
+        let grace = if grace_seconds == 0.0 { Ok(None) } else { settings::seconds("grace_seconds", grace_seconds, false) };
+        let result = grace.and_then(|grace| self.core.drain(grace.unwrap_or_default()));
+        errors::to_godot("drain", result)
+    }
+
+    /// Whether `drain()` was called since `listen`.
+    #[func]
+    fn is_draining(&self) -> bool {
+        self.core.is_draining()
+    }
+
+    /// Replaces the TLS key and certificate of a listening wss:// server: new connections get
+    /// them, connections already made keep theirs (no player is disconnected). Use it when a
+    /// certificate is renewed (e.g. Let's Encrypt, every 60-90 days).
+    ///
+    /// Returns `OK`; `ERR_UNCONFIGURED` when not listening; `ERR_UNAVAILABLE` for a plain ws://
+    /// server; `ERR_INVALID_PARAMETER` (nothing changes) when the key or certificate is null or
+    /// does not load.
+    /// ```gdscript
+    /// server.reload_tls(load("user://privkey.key"), load("user://fullchain.crt"))
+    /// ```
+    #[func]
+    fn reload_tls(&mut self, private_key: Option<Gd<godot::classes::CryptoKey>>, certificate: Option<Gd<godot::classes::X509Certificate>>) -> GodotError {
+        let result = match (&private_key, &certificate) {
+            (Some(_), Some(_)) => crate::tls::server_from_properties(private_key.as_ref(), certificate.as_ref(), None)
+                .and_then(|tls| tls.ok_or_else(|| Error::InvalidArgument("no private key and certificate given".into())))
+                .and_then(|tls| self.core.reload_tls(tls)),
+            _ => Err(Error::InvalidArgument("reload_tls needs both a private key and a certificate (one is null)".into())),
+        };
+        if result.is_ok() {
+            self.private_key = private_key;
+            self.ssl_certificate = certificate;
+        }
+        errors::to_godot("reload_tls", result)
     }
 
     /// The core peer for a GDScript id, or None after reporting why not.
     fn core_peer(&self, context: &str, id: i64) -> Option<&websocket_rs_core::PeerHandle> {
-        let result = i32::try_from(id)
-            .map_err(|_| websocket_rs_core::Error::InvalidArgument(format!("peer id {id} is out of range")))
-            .and_then(|id| self.core.peer(id));
+        let result = settings::peer_id(id).and_then(|id| self.core.peer(id));
         match result {
             Ok(peer) => Some(peer),
             Err(err) => {
@@ -403,6 +564,12 @@ impl Endpoint for WebSocketServer {
             ServerEvent::HandshakeFailed { remote, reason } => {
                 godot_warn!("WebSocketServer: dropped a connection from {remote}: {reason}");
             }
+            ServerEvent::HandshakeRequested { id, request } => {
+                let headers = crate::connection::headers_to_dictionary(&request.headers);
+                let address = GString::from(&request.remote.ip().to_canonical().to_string());
+                self.signals().handshake_requested().emit(i64::from(id), &GString::from(&request.resource_name), &headers, &address);
+            }
+            ServerEvent::Drained => self.signals().drained().emit(),
         }
     }
 

@@ -142,6 +142,11 @@ pub(crate) fn seconds(name: &str, value: f64, zero_is_off: bool) -> Result<Optio
     Ok(Some(Duration::from_secs_f64(value)))
 }
 
+/// A GDScript peer id as the core's.
+pub(crate) fn peer_id(id: i64) -> Result<websocket_rs_core::PeerId, Error> {
+    websocket_rs_core::PeerId::try_from(id).map_err(|_| Error::InvalidArgument(format!("peer id {id} is out of range")))
+}
+
 /// The address to listen on: `bind_ip` is `"*"` (or "") for every interface, else an IP address.
 pub(crate) fn bind_address(bind_ip: &str, port: i64) -> Result<SocketAddr, Error> {
     let port = u16::try_from(port).map_err(|_| Error::InvalidPort(port))?;

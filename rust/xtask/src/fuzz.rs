@@ -18,8 +18,16 @@ const CARGO_FUZZ_VERSION: &str = "0.12.0";
 /// The fuzz targets: the connection state machine fed by what the network sends (the upgrade
 /// request, the upgrade response, frames, or a script of bytes, game commands and time), the
 /// multiplayer id, and permessage-deflate (compressed payloads, `Sec-WebSocket-Extensions` values).
-const TARGETS: [&str; 7] =
-    ["server_handshake", "client_handshake", "frames", "connection", "multiplayer_id", "inflate", "extension_header"];
+const TARGETS: [&str; 8] = [
+    "server_handshake",
+    "client_handshake",
+    "frames",
+    "connection",
+    "multiplayer_id",
+    "inflate",
+    "extension_header",
+    "proxy_header",
+];
 
 /// Runs each target for `seconds`; Ok(true) when none crashed.
 pub(crate) fn run(root: &Path, target_dir: &Path, seconds: u64) -> Result<bool, String> {

@@ -1,19 +1,15 @@
-//! The HTTP upgrade: the settings every connection of a server or client shares, and the
-//! server's answer to an upgrade request (sub-protocol, permessage-deflate, extra headers,
-//! allowed origins).
+//! The settings every connection of a server or client shares, and what is known about a peer
+//! once its handshake is done.
 
-use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use tungstenite::handshake::client::Request;
-use tungstenite::handshake::server::{ErrorResponse, Response};
-use tungstenite::http::{HeaderName, HeaderValue, StatusCode};
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::config::{ConnectionConfig, Limits};
-use crate::deflate::{server_answer, DeflateConfig, DeflateParams};
+use crate::deflate::{DeflateConfig, DeflateParams};
+use crate::proxy::TrustedProxies;
 
 /// What every connection of one server or client shares.
 #[derive(Debug)]
@@ -36,6 +32,17 @@ pub(crate) struct Settings {
     pub(crate) allowed_origins: Vec<String>,
     /// permessage-deflate: offered (client), accepted (server), and how messages are compressed.
     pub(crate) deflate: DeflateConfig,
+    /// Server: every upgrade request waits for the game's `accept_handshake` or `reject_handshake`.
+    pub(crate) verify_handshakes: bool,
+    /// Server: peers whose forwarding headers (and PROXY protocol header) are believed.
+    pub(crate) trusted_proxies: TrustedProxies,
+    /// Server: a connection from a trusted proxy starts with a PROXY protocol header.
+    pub(crate) proxy_protocol: bool,
+    /// Server: the path answered as a health check ("" when off).
+    pub(crate) health_check_path: String,
+    /// Server: draining; new upgrades and health checks are answered with 503 (set by the
+    /// reactor, read by every connection's upgrade).
+    pub(crate) draining: AtomicBool,
 }
 
 impl Settings {
@@ -51,6 +58,12 @@ impl Settings {
             extra_headers: config.extra_headers.clone(),
             allowed_origins: config.allowed_origins.clone(),
             deflate: config.deflate.clone(),
+            verify_handshakes: config.verify_handshakes,
+            // `ConnectionConfig::validate` has checked the entries.
+            trusted_proxies: TrustedProxies::parse(&config.trusted_proxies).unwrap_or_default(),
+            proxy_protocol: config.proxy_protocol,
+            health_check_path: config.health_check_path.clone(),
+            draining: AtomicBool::new(false),
         }
     }
 }
@@ -75,79 +88,6 @@ pub(crate) struct OpenInfo {
     pub(crate) no_delay: bool,
     /// The permessage-deflate parameters agreed on, if compression was.
     pub(crate) deflate: Option<DeflateParams>,
-}
-
-/// The server's answer to an upgrade request: picks the sub-protocol, accepts or declines
-/// permessage-deflate, adds the extra headers, refuses origins not allowed, and records what was
-/// agreed in `accepted`.
-pub(crate) struct AcceptCallback {
-    pub(crate) settings: std::sync::Arc<Settings>,
-    pub(crate) accepted: Rc<RefCell<OpenInfo>>,
-}
-
-impl tungstenite::handshake::server::Callback for AcceptCallback {
-    fn on_request(self, request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
-        let settings = &self.settings;
-        let offered: Vec<&str> = request
-            .headers()
-            .get_all("Sec-WebSocket-Protocol")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .collect();
-        if !settings.allowed_origins.is_empty() {
-            if let Some(origin) = request.headers().get("Origin") {
-                let origin = origin.to_str().unwrap_or("");
-                if !settings.allowed_origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin)) {
-                    return Err(refusal(StatusCode::FORBIDDEN, format!("origin '{origin}' is not allowed")));
-                }
-            }
-        }
-        let mut info = self.accepted.borrow_mut();
-        info.resource_name =
-            request.uri().path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| "/".into());
-        if !offered.is_empty() && !settings.protocols.is_empty() {
-            let Some(selected) = settings.protocols.iter().find(|p| offered.contains(&p.as_str())) else {
-                let reason = format!("none of the offered sub-protocols ({}) is supported", offered.join(", "));
-                return Err(refusal(StatusCode::BAD_REQUEST, reason));
-            };
-            info.protocol = selected.clone();
-            if let Ok(value) = HeaderValue::from_str(selected) {
-                response.headers_mut().insert("Sec-WebSocket-Protocol", value);
-            }
-        }
-        let extension_offers: Vec<&str> = request
-            .headers()
-            .get_all("Sec-WebSocket-Extensions")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        match server_answer(&settings.deflate, &extension_offers) {
-            Ok(Some((params, answer))) => {
-                if let Ok(value) = HeaderValue::from_str(&answer) {
-                    info.deflate = Some(params);
-                    response
-                        .headers_mut()
-                        .insert("Sec-WebSocket-Extensions", value);
-                }
-            }
-            Ok(None) => {}
-            Err(err) => return Err(refusal(StatusCode::BAD_REQUEST, err.to_string())),
-        }
-        for (name, value) in &settings.extra_headers {
-            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-                response.headers_mut().append(name, value);
-            }
-        }
-        Ok(response)
-    }
-}
-
-/// An HTTP error response with `status` and `reason` as its body.
-fn refusal(status: StatusCode, reason: String) -> ErrorResponse {
-    let mut response = ErrorResponse::new(Some(reason));
-    *response.status_mut() = status;
-    response
+    /// Server: the headers of the upgrade request, names in lower case, in the order received.
+    pub(crate) request_headers: Vec<(String, String)>,
 }

@@ -24,27 +24,27 @@ mod protocol;
 #[cfg(test)]
 mod tests;
 mod timer;
+mod upgrade;
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tungstenite::handshake::client::{ClientHandshake, Request};
-use tungstenite::handshake::server::ServerHandshake;
 use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::WebSocket;
 
 pub(crate) use self::close::{CloseState, Ending};
-pub(crate) use self::handshake::{AcceptCallback, OpenInfo, Settings};
+pub(crate) use self::handshake::{OpenInfo, Settings};
+pub(crate) use self::upgrade::HANDSHAKE_HEADERS;
 use self::close::describe_error;
 use self::head_reader::HeadReader;
 pub(crate) use self::protocol::{ExtensionError, PerMessageExtension};
 use self::protocol::{FlushError, FrameLimits, Incoming, Protocol, ReadError};
 use self::timer::{Timer, TimerTable};
+use self::upgrade::{Head, HeadError, UpgradeAnswer, Verdict, MAX_REQUEST_HEAD};
 use crate::command::PeerCommand;
 use crate::deflate::{client_accept, DeflateParams, PerMessageDeflate};
 use crate::flow::FlowControl;
@@ -59,9 +59,43 @@ pub(crate) enum Role {
     Client,
 }
 
+/// An upgrade request waiting for the game's verdict (`verify_handshakes`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandshakeRequest {
+    /// The path and query asked for.
+    pub resource_name: String,
+    /// Every header of the request, names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The client's address (a trusted proxy's forwarding information applied).
+    pub remote: SocketAddr,
+}
+
+/// What a connection runs over: a byte stream whose sending side can be ended on its own.
+pub(crate) trait Transport: Read + Write {
+    /// Ends the sending direction (TCP FIN) while reading goes on: after an HTTP refusal, so
+    /// that the client reads the answer and end of stream, not a reset.
+    fn shutdown_write(&mut self);
+}
+
+impl Transport for crate::tls::NetStream {
+    fn shutdown_write(&mut self) {
+        if let Some(tcp) = self.tcp() {
+            let _ = tcp.shutdown(std::net::Shutdown::Write);
+        }
+    }
+}
+
+impl Transport for crate::memory::MemoryStream {
+    fn shutdown_write(&mut self) {
+        self.close_sending();
+    }
+}
+
 /// What happened on a connection, for the game.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ConnectionEvent {
+    /// Server: an upgrade request waits for the game's `AcceptHandshake` or `RejectHandshake`.
+    HandshakeRequested(HandshakeRequest),
     /// The handshake finished; the connection is open.
     Opened(OpenInfo),
     /// A complete message arrived.
@@ -78,17 +112,19 @@ pub(crate) enum ConnectionEvent {
     ConnectFailed(String),
     /// Server: the upgrade failed; the connection never opened.
     HandshakeFailed(String),
+    /// Server: an HTTP answer that needs no report went out (a health check, or a refusal the
+    /// game asked for); the connection never opened.
+    Answered,
 }
 
-type ServerMid<S> = MidHandshake<ServerHandshake<HeadReader<S>, AcceptCallback>>;
 type ClientMid<S> = MidHandshake<ClientHandshake<HeadReader<S>>>;
 
 /// Where a connection is in its life.
-enum Stage<S: Read + Write> {
+enum Stage<S: Transport> {
     /// Client: the driver is resolving the host and connecting TCP; this request goes out then.
     AwaitingTransport { request: Box<Request> },
-    /// Server: reading the upgrade request, writing the response.
-    ServerHandshake { mid: ServerMid<S>, accepted: Rc<RefCell<OpenInfo>> },
+    /// Server: reading the upgrade request, waiting for the game's verdict, writing the answer.
+    ServerUpgrade { stream: S, step: UpgradeStep },
     /// Client: writing the upgrade request, reading the response.
     ClientHandshake { mid: ClientMid<S> },
     /// The WebSocket is up, and this far into closing.
@@ -97,9 +133,43 @@ enum Stage<S: Read + Write> {
     Ended,
 }
 
+/// Where a server's upgrade is.
+enum UpgradeStep {
+    /// Reading the request head, after a PROXY protocol header when one is expected.
+    Reading { buf: Vec<u8>, proxy_header_expected: bool },
+    /// Waiting for the game's verdict; bytes that came after the head wait in `after_head`.
+    Held { answer: UpgradeAnswer, info: OpenInfo, after_head: Vec<u8> },
+    /// Writing the answer (`written` bytes of it are out), then what follows it.
+    Answering { response: Vec<u8>, written: usize, then: AfterAnswer },
+    /// A refusal is out and the sending side ended; what the client still sends is read and
+    /// dropped until it closes or [`LINGER`] passes (closing with unread bytes would reset the
+    /// connection and could destroy the answer before the client reads it). Nothing more is
+    /// reported.
+    Lingering { discarded: usize },
+}
+
+/// How long a refused connection is read (and dropped) after its answer, at most.
+const LINGER: Duration = Duration::from_secs(1);
+/// Most bytes dropped while lingering before the connection is closed anyway.
+const MAX_LINGER_BYTES: usize = 64 << 10;
+
+/// What follows the answer to an upgrade request.
+enum AfterAnswer {
+    /// The 101 went out: the connection opens.
+    Open { info: OpenInfo, after_head: Vec<u8> },
+    /// A refusal or a health check: the connection lingers, then ends. Its end was reported
+    /// when the answer was decided (`HandshakeFailed` or `Answered`), so that the game knows at
+    /// once that the request is no longer waiting.
+    Close,
+}
+
+/// Most bytes read behind a held request's head before the game's verdict (a client should send
+/// nothing before the 101; the rest stays in the socket).
+const MAX_HELD_AFTER_HEAD: usize = 64 << 10;
+
 /// One WebSocket connection: its stage, timers, heartbeat and send accounting. See the module
 /// documentation for how a driver runs it.
-pub(crate) struct Connection<S: Read + Write> {
+pub(crate) struct Connection<S: Transport> {
     role: Role,
     stage: Stage<S>,
     settings: Arc<Settings>,
@@ -119,7 +189,7 @@ pub(crate) struct Connection<S: Read + Write> {
     events: VecDeque<ConnectionEvent>,
 }
 
-impl<S: Read + Write> Connection<S> {
+impl<S: Transport> Connection<S> {
     fn new(role: Role, stage: Stage<S>, settings: Arc<Settings>, flow: Arc<FlowControl>, now: Instant) -> Self {
         let mut timers = TimerTable::default();
         timers.set(Timer::Handshake, now + settings.handshake_timeout);
@@ -142,11 +212,25 @@ impl<S: Read + Write> Connection<S> {
     /// Server: a connection accepted from `remote`; call [`Connection::handle_readable`] next,
     /// as the request may be there already.
     pub(crate) fn accept(stream: S, remote: SocketAddr, settings: Arc<Settings>, now: Instant) -> Self {
-        let accepted = Rc::new(RefCell::new(OpenInfo { remote_addr: Some(remote), ..OpenInfo::default() }));
-        let callback = AcceptCallback { settings: settings.clone(), accepted: accepted.clone() };
-        let mid = ServerHandshake::start(HeadReader::new(stream), callback, Some(settings.websocket));
-        let mut connection =
-            Connection::new(Role::Server, Stage::ServerHandshake { mid, accepted }, settings, Arc::default(), now);
+        Self::accept_with(stream, remote, settings, None, now)
+    }
+
+    /// Server: a connection accepted beyond `max_connections`: HTTP 503 goes out at once
+    /// (`reason` is reported), whatever the client sends; then it lingers and ends.
+    pub(crate) fn refuse_full(stream: S, remote: SocketAddr, settings: Arc<Settings>, reason: String, now: Instant) -> Self {
+        let response = upgrade::http_response(503, &[("Retry-After", "5")], "the server is full\n", false);
+        let answer = UpgradeStep::Answering { response, written: 0, then: AfterAnswer::Close };
+        let mut connection = Self::accept_with(stream, remote, settings, Some(answer), now);
+        connection.events.push_back(ConnectionEvent::HandshakeFailed(reason));
+        connection
+    }
+
+    fn accept_with(stream: S, remote: SocketAddr, settings: Arc<Settings>, answer: Option<UpgradeStep>, now: Instant) -> Self {
+        // An IPv4 client of a dual-stack listener is reported as 1.2.3.4, not ::ffff:1.2.3.4.
+        let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
+        let proxy_header_expected = settings.proxy_protocol && settings.trusted_proxies.contains(remote.ip());
+        let step = answer.unwrap_or(UpgradeStep::Reading { buf: Vec::new(), proxy_header_expected });
+        let mut connection = Connection::new(Role::Server, Stage::ServerUpgrade { stream, step }, settings, Arc::default(), now);
         connection.remote = Some(remote);
         connection
     }
@@ -187,7 +271,8 @@ impl<S: Read + Write> Connection<S> {
         self.connect_failed(reason);
     }
 
-    /// The other side's address, once known.
+    /// The other side's address, once known (server: the client's, after a trusted proxy's
+    /// forwarding information).
     pub(crate) fn remote(&self) -> Option<SocketAddr> {
         self.remote
     }
@@ -200,7 +285,7 @@ impl<S: Read + Write> Connection<S> {
     /// The stream, once there is one and while the connection lives.
     pub(crate) fn stream(&self) -> Option<&S> {
         match &self.stage {
-            Stage::ServerHandshake { mid, .. } => Some(mid.get_ref().get_ref().get_ref()),
+            Stage::ServerUpgrade { stream, .. } => Some(stream),
             Stage::ClientHandshake { mid } => Some(mid.get_ref().get_ref().get_ref()),
             Stage::Open { stream, .. } => Some(stream),
             Stage::AwaitingTransport { .. } | Stage::Ended => None,
@@ -210,7 +295,7 @@ impl<S: Read + Write> Connection<S> {
     /// See [`Connection::stream`].
     pub(crate) fn stream_mut(&mut self) -> Option<&mut S> {
         match &mut self.stage {
-            Stage::ServerHandshake { mid, .. } => Some(mid.get_mut().get_mut().get_mut()),
+            Stage::ServerUpgrade { stream, .. } => Some(stream),
             Stage::ClientHandshake { mid } => Some(mid.get_mut().get_mut().get_mut()),
             Stage::Open { stream, .. } => Some(stream),
             Stage::AwaitingTransport { .. } | Stage::Ended => None,
@@ -245,7 +330,8 @@ impl<S: Read + Write> Connection<S> {
     /// The stream can be read: advance the handshake, or read every complete message it holds.
     pub(crate) fn handle_readable(&mut self, now: Instant) {
         match self.stage {
-            Stage::ServerHandshake { .. } | Stage::ClientHandshake { .. } => self.advance_handshake(now),
+            Stage::ServerUpgrade { .. } => self.advance_upgrade(now),
+            Stage::ClientHandshake { .. } => self.advance_handshake(now),
             Stage::Open { .. } => self.read_messages(now),
             Stage::AwaitingTransport { .. } | Stage::Ended => {}
         }
@@ -254,7 +340,8 @@ impl<S: Read + Write> Connection<S> {
     /// The stream can be written: advance the handshake, or owe a flush of what waits.
     pub(crate) fn handle_writable(&mut self, now: Instant) {
         match self.stage {
-            Stage::ServerHandshake { .. } | Stage::ClientHandshake { .. } => self.advance_handshake(now),
+            Stage::ServerUpgrade { .. } => self.advance_upgrade(now),
+            Stage::ClientHandshake { .. } => self.advance_handshake(now),
             Stage::Open { .. } => self.flush_owed = true,
             Stage::AwaitingTransport { .. } | Stage::Ended => {}
         }
@@ -269,6 +356,8 @@ impl<S: Read + Write> Connection<S> {
             PeerCommand::ResumeRead => self.read_messages(now),
             PeerCommand::Fail => self.fail_now(),
             PeerCommand::SetHeartbeat(interval) => self.set_heartbeat(interval, now),
+            PeerCommand::AcceptHandshake { headers } => self.answer_held(Ok(headers), now),
+            PeerCommand::RejectHandshake { status, body } => self.answer_held(Err((status, body)), now),
         }
     }
 
@@ -276,6 +365,15 @@ impl<S: Read + Write> Connection<S> {
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         while let Some(timer) = self.timers.expired(now) {
             match timer {
+                // A refusal not read in time, or done lingering.
+                Timer::Handshake if self.is_refusing() => self.end_lingering(),
+                Timer::Handshake if matches!(self.stage, Stage::ServerUpgrade { step: UpgradeStep::Held { .. }, .. }) => {
+                    let timeout = self.settings.handshake_timeout;
+                    let body = format!("the server did not decide within {timeout:?}");
+                    let failure = format!("the game did not answer the handshake within {timeout:?} (handshake_timeout); refused with 503");
+                    let response = upgrade::http_response(503, &[], &body, false);
+                    self.refuse(response, Some(failure), now);
+                }
                 Timer::Handshake => {
                     let reason = format!("handshake not finished within {:?}", self.settings.handshake_timeout);
                     match self.role {
@@ -333,17 +431,219 @@ impl<S: Read + Write> Connection<S> {
         self.end(Ending::Lost);
     }
 
+    /// Server: reads the request (held: watches for the client leaving), or writes the answer.
+    fn advance_upgrade(&mut self, now: Instant) {
+        let Stage::ServerUpgrade { stream, step } = &mut self.stage else { return };
+        match step {
+            UpgradeStep::Reading { buf, proxy_header_expected } => {
+                let limit = MAX_REQUEST_HEAD + if *proxy_header_expected { crate::proxy::MAX_PROXY_HEADER } else { 0 };
+                let closed = match read_into(stream, buf, limit) {
+                    Ok(closed) => closed,
+                    Err(err) => return self.handshake_failed(format!("reading the upgrade request failed: {}", describe_io(&err))),
+                };
+                if *proxy_header_expected {
+                    match crate::proxy::parse_proxy_header(buf) {
+                        Ok(crate::proxy::ProxyHeader::Incomplete) if closed => {
+                            return self.handshake_failed("closed during the PROXY protocol header".into());
+                        }
+                        Ok(crate::proxy::ProxyHeader::Incomplete) => return,
+                        Ok(crate::proxy::ProxyHeader::Complete { len, source }) => {
+                            buf.drain(..len);
+                            *proxy_header_expected = false;
+                            if let Some(source) = source {
+                                self.remote = Some(source);
+                            }
+                        }
+                        Err(reason) => return self.handshake_failed(format!("bad PROXY protocol header: {reason}")),
+                    }
+                }
+                let Stage::ServerUpgrade { step: UpgradeStep::Reading { buf, .. }, .. } = &mut self.stage else { return };
+                match upgrade::parse_head(buf) {
+                    Ok(Head::Partial) if closed => self.handshake_failed("closed before the upgrade request was complete".into()),
+                    Ok(Head::Partial) => {}
+                    Ok(Head::Complete(head, len)) => {
+                        let after_head = buf.split_off(len);
+                        self.on_request(head, after_head, now);
+                    }
+                    Err(HeadError::TooLarge) => {
+                        let reason = format!("the request head is larger than {MAX_REQUEST_HEAD} bytes or has too many headers");
+                        let response = upgrade::http_response(431, &[], &reason, false);
+                        self.refuse(response, Some(format!("refused with 431: {reason}")), now);
+                    }
+                    Err(HeadError::Malformed(reason)) => self.handshake_failed(reason),
+                }
+            }
+            UpgradeStep::Held { after_head, .. } => {
+                let limit = after_head.len().max(MAX_HELD_AFTER_HEAD);
+                match read_into(stream, after_head, limit) {
+                    Ok(false) => {}
+                    Ok(true) => self.handshake_failed("the client left before the game answered its handshake".into()),
+                    Err(err) => self.handshake_failed(format!("the connection failed while its handshake was held: {}", describe_io(&err))),
+                }
+            }
+            UpgradeStep::Answering { .. } => self.write_answer(now),
+            UpgradeStep::Lingering { discarded, .. } => {
+                let mut chunk = [0u8; 4096];
+                loop {
+                    match stream.read(&mut chunk) {
+                        Ok(0) => return self.end_lingering(),
+                        Ok(n) => {
+                            *discarded += n;
+                            if *discarded > MAX_LINGER_BYTES {
+                                return self.end_lingering();
+                            }
+                        }
+                        Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                        Err(_) => return self.end_lingering(),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Server: a refused connection has lingered long enough: it ends (its end was reported).
+    fn end_lingering(&mut self) {
+        self.stage = Stage::Ended;
+        self.timers.clear();
+    }
+
+    /// Server: whether this connection is being refused (its answer going out, or lingering):
+    /// it does not count toward `max_connections`.
+    pub(crate) fn is_refusing(&self) -> bool {
+        matches!(
+            self.stage,
+            Stage::ServerUpgrade { step: UpgradeStep::Answering { then: AfterAnswer::Close, .. } | UpgradeStep::Lingering { .. }, .. }
+        )
+    }
+
+    /// Server: a whole request head came: apply a trusted proxy's forwarding headers, then answer
+    /// it, or hold it for the game.
+    fn on_request(&mut self, head: upgrade::RequestHead, after_head: Vec<u8>, now: Instant) {
+        if let Some(peer) = self.remote.filter(|peer| self.settings.trusted_proxies.contains(peer.ip())) {
+            let forwarded: Vec<&str> = head.values("forwarded").collect();
+            let x_forwarded_for: Vec<&str> = head.values("x-forwarded-for").collect();
+            if let Some(client) = crate::proxy::forwarded_client(&forwarded, &x_forwarded_for, &self.settings.trusted_proxies) {
+                self.remote = Some(client);
+            } else {
+                self.remote = Some(peer);
+            }
+        }
+        match upgrade::decide(&head, &self.settings) {
+            Verdict::Drop(reason) => self.handshake_failed(reason),
+            Verdict::Answer { response, failure } => self.refuse(response, failure, now),
+            Verdict::Upgrade(answer) => {
+                let info = OpenInfo {
+                    remote_addr: self.remote,
+                    protocol: answer.protocol.clone(),
+                    resource_name: head.target,
+                    deflate: answer.deflate.as_ref().map(|(params, _)| *params),
+                    request_headers: head.headers,
+                    ..OpenInfo::default()
+                };
+                if self.settings.verify_handshakes {
+                    let request = HandshakeRequest {
+                        resource_name: info.resource_name.clone(),
+                        headers: info.request_headers.clone(),
+                        remote: self.remote.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+                    };
+                    if let Stage::ServerUpgrade { step, .. } = &mut self.stage {
+                        *step = UpgradeStep::Held { answer, info, after_head };
+                    }
+                    self.events.push_back(ConnectionEvent::HandshakeRequested(request));
+                } else {
+                    let response = upgrade::switching_protocols(&answer, &self.settings.extra_headers, &[]);
+                    self.answer(response, AfterAnswer::Open { info, after_head }, now);
+                }
+            }
+        }
+    }
+
+    /// Server: the game's verdict on a held request: accept with these extra headers, or refuse
+    /// with this HTTP status and body. Ignored when no request is held.
+    fn answer_held(&mut self, verdict: Result<Vec<(String, String)>, (u16, String)>, now: Instant) {
+        let Stage::ServerUpgrade { step, .. } = &mut self.stage else { return };
+        let UpgradeStep::Held { .. } = step else { return };
+        let UpgradeStep::Held { answer, info, after_head } = std::mem::replace(step, UpgradeStep::Reading { buf: Vec::new(), proxy_header_expected: false })
+        else {
+            return;
+        };
+        match verdict {
+            Ok(headers) => {
+                let response = upgrade::switching_protocols(&answer, &self.settings.extra_headers, &headers);
+                self.answer(response, AfterAnswer::Open { info, after_head }, now);
+            }
+            // The game refused on purpose: nothing to report back to it.
+            Err((status, body)) => self.refuse(upgrade::http_response(status, &[], &body, false), None, now),
+        }
+    }
+
+    /// Server: answers with `response` and closes, reporting now that the request is over:
+    /// `failure`, or `Answered` when there is nothing to report.
+    fn refuse(&mut self, response: Vec<u8>, failure: Option<String>, now: Instant) {
+        self.events.push_back(match failure {
+            Some(reason) => ConnectionEvent::HandshakeFailed(reason),
+            None => ConnectionEvent::Answered,
+        });
+        self.answer(response, AfterAnswer::Close, now);
+    }
+
+    /// Server: starts writing `response`; `then` follows once it is out.
+    fn answer(&mut self, response: Vec<u8>, then: AfterAnswer, now: Instant) {
+        if let Stage::ServerUpgrade { step, .. } = &mut self.stage {
+            *step = UpgradeStep::Answering { response, written: 0, then };
+            self.write_answer(now);
+        }
+    }
+
+    /// Server: writes what is left of the answer; once all of it is out, opens the connection or
+    /// ends it.
+    fn write_answer(&mut self, now: Instant) {
+        let Stage::ServerUpgrade { stream, step: UpgradeStep::Answering { response, written, .. } } = &mut self.stage else { return };
+        let result = loop {
+            if *written == response.len() {
+                break stream.flush();
+            }
+            match stream.write(&response[*written..]) {
+                Ok(0) => break Err(io::Error::new(io::ErrorKind::WriteZero, "the socket took no bytes")),
+                Ok(n) => *written += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => break Err(err),
+            }
+        };
+        match result {
+            Ok(()) => {}
+            // The writable event brings us back.
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+            Err(err) => {
+                let closing = matches!(self.stage, Stage::ServerUpgrade { step: UpgradeStep::Answering { then: AfterAnswer::Close, .. }, .. });
+                if closing {
+                    // Its end was reported already.
+                    self.stage = Stage::Ended;
+                    self.timers.clear();
+                    return;
+                }
+                return self.handshake_failed(format!("writing the upgrade answer failed: {}", describe_io(&err)));
+            }
+        }
+        let Stage::ServerUpgrade { mut stream, step: UpgradeStep::Answering { then, .. } } = std::mem::replace(&mut self.stage, Stage::Ended)
+        else {
+            return;
+        };
+        match then {
+            AfterAnswer::Open { info, after_head } => self.open(stream, after_head, info, now),
+            AfterAnswer::Close => {
+                stream.shutdown_write();
+                self.stage = Stage::ServerUpgrade { stream, step: UpgradeStep::Lingering { discarded: 0 } };
+                self.timers.set(Timer::Handshake, now + LINGER);
+                // The client may have closed already.
+                self.advance_upgrade(now);
+            }
+        }
+    }
+
     fn advance_handshake(&mut self, now: Instant) {
         match std::mem::replace(&mut self.stage, Stage::Ended) {
-            Stage::ServerHandshake { mid, accepted } => match mid.handshake() {
-                Ok(ws) => {
-                    let info = accepted.borrow().clone();
-                    let (stream, after_head) = into_stream(ws);
-                    self.open(stream, after_head, info, now);
-                }
-                Err(HandshakeError::Interrupted(mid)) => self.stage = Stage::ServerHandshake { mid, accepted },
-                Err(HandshakeError::Failure(err)) => self.handshake_failed(describe_error(&err)),
-            },
             Stage::ClientHandshake { mid } => match mid.handshake() {
                 Ok((ws, response)) => {
                     let headers = response.headers();
@@ -555,6 +855,28 @@ impl<S: Read + Write> Connection<S> {
             _ => {}
         }
     }
+}
+
+/// Reads what `stream` holds into `buf`, until it would block or `buf` has `limit` bytes.
+/// Ok(true) when the other side closed.
+fn read_into<S: Read>(stream: &mut S, buf: &mut Vec<u8>, limit: usize) -> io::Result<bool> {
+    let mut chunk = [0u8; 4096];
+    while buf.len() < limit {
+        let wanted = (limit - buf.len()).min(chunk.len());
+        match stream.read(&mut chunk[..wanted]) {
+            Ok(0) => return Ok(true),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(false)
+}
+
+/// An I/O error of the upgrade, TLS causes spelled out.
+fn describe_io(err: &io::Error) -> String {
+    crate::tls::describe_io_error(err)
 }
 
 /// The stream of a finished handshake and the bytes read after its HTTP head (tungstenite read

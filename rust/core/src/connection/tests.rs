@@ -429,3 +429,83 @@ fn the_inbound_queue_counts_inflated_bytes() {
     pair.server_command(PeerCommand::ResumeRead);
     assert_eq!(packets(&pair.server_events), [message(0), message(1)]);
 }
+
+/// A server with `config` and a client that waits a minute for its handshake, over one stream,
+/// run until quiet: with `verify_handshakes` the request is held then.
+fn held_pair(config: ConnectionConfig) -> Pair {
+    let now = Instant::now();
+    let (server_end, client_end) = memory::pair();
+    let server = Conn::accept(server_end, addr(), Arc::new(Settings::new(&config)), now);
+    let patient = with(|c| c.handshake_timeout = Duration::from_secs(60));
+    let request = "ws://localhost/game?room=1".into_client_request().unwrap();
+    let mut client = Conn::connect(request, Arc::new(Settings::new(&patient)), Arc::default(), now);
+    client.transport_ready(client_end, addr(), now);
+    let mut pair = Pair { now, server, client, server_events: Vec::new(), client_events: Vec::new() };
+    pair.run();
+    pair
+}
+
+#[test]
+fn a_held_request_waits_for_the_game_and_opens_with_its_headers() {
+    let mut pair = held_pair(with(|c| c.verify_handshakes = true));
+    let [ConnectionEvent::HandshakeRequested(request)] = pair.server_events.as_slice() else {
+        panic!("{:?}", pair.server_events);
+    };
+    assert_eq!(request.resource_name, "/game?room=1");
+    assert!(request.headers.contains(&("host".into(), "localhost".into())), "{:?}", request.headers);
+    assert_eq!(request.remote, addr());
+    pair.server_events.clear();
+    pair.advance(Duration::from_millis(2999));
+    pair.run();
+    assert!(pair.server_events.is_empty() && pair.client_events.is_empty(), "nothing moves until the game answers");
+    pair.server_command(PeerCommand::AcceptHandshake { headers: vec![("X-Session".into(), "7".into())] });
+    pair.run();
+    assert!(matches!(pair.server_events.as_slice(), [ConnectionEvent::Opened(info)] if info.resource_name == "/game?room=1"));
+    assert!(matches!(pair.client_events.as_slice(), [ConnectionEvent::Opened(_)]), "{:?}", pair.client_events);
+    // A second answer finds nothing held and changes nothing.
+    pair.server_command(PeerCommand::RejectHandshake { status: 403, body: String::new() });
+    assert!(pair.server.is_open());
+}
+
+#[test]
+fn a_held_request_the_game_refuses_gets_its_status_and_ends_quietly() {
+    let mut pair = held_pair(with(|c| c.verify_handshakes = true));
+    pair.server_events.clear();
+    pair.server_command(PeerCommand::RejectHandshake { status: 401, body: "bad token".into() });
+    pair.run();
+    assert_eq!(pair.server_events, vec![ConnectionEvent::Answered]);
+    assert!(pair.server.is_finished());
+    assert!(
+        matches!(pair.client_events.as_slice(), [ConnectionEvent::ConnectFailed(reason)] if reason.contains("401")),
+        "{:?}",
+        pair.client_events
+    );
+}
+
+#[test]
+fn a_held_request_not_answered_within_handshake_timeout_gets_503() {
+    let mut pair = held_pair(with(|c| {
+        c.verify_handshakes = true;
+        c.handshake_timeout = Duration::from_secs(3);
+    }));
+    pair.server_events.clear();
+    pair.advance(Duration::from_secs(3));
+    pair.run();
+    assert!(
+        matches!(pair.server_events.as_slice(), [ConnectionEvent::HandshakeFailed(reason)] if reason.contains("did not answer")),
+        "{:?}",
+        pair.server_events
+    );
+    assert!(
+        matches!(pair.client_events.as_slice(), [ConnectionEvent::ConnectFailed(reason)] if reason.contains("503")),
+        "{:?}",
+        pair.client_events
+    );
+}
+
+#[test]
+fn without_verify_handshakes_the_upgrade_answers_at_once() {
+    let pair = held_pair(ConnectionConfig::default());
+    assert!(matches!(pair.server_events.as_slice(), [ConnectionEvent::Opened(_)]), "{:?}", pair.server_events);
+    assert!(matches!(pair.client_events.as_slice(), [ConnectionEvent::Opened(_)]), "{:?}", pair.client_events);
+}

@@ -152,6 +152,13 @@ pub(crate) fn client(settings: &TlsClientSettings, host: &str) -> Result<ClientS
 /// Server-side TLS, shared by every accepted connection.
 pub(crate) struct ServerSide(#[cfg(any(feature = "rustls", feature = "native-tls"))] ServerTls);
 
+impl fmt::Debug for ServerSide {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Holds the private key: never printed.
+        f.write_str("ServerSide(..)")
+    }
+}
+
 impl ServerSide {
     /// Wraps an accepted socket; the handshake goes on as the stream is read and written.
     pub(crate) fn accept(&self, tcp: TcpStream) -> io::Result<NetStream> {

@@ -1,7 +1,9 @@
-//! Third-party WebSocket peers for the Godot tests: Python's `websockets` (in a virtual
-//! environment under `target/`), a headless Chromium and Node with the npm package `ws` (under
-//! `target/` too). The tests find them through the environment variables `WSRS_PYTHON`,
-//! `WSRS_CHROMIUM` and `WSRS_NODE` (whose scripts find `ws` through `NODE_PATH`).
+//! Third-party programs for the Godot tests: the WebSocket peers Python's `websockets` (in a
+//! virtual environment under `target/`), a headless Chromium and Node with the npm package `ws`
+//! (under `target/` too), and the reverse proxies nginx and HAProxy (the system's, or the Debian
+//! packages `nginx` and `haproxy`; the tests start them with their own configuration on loopback
+//! ports). The tests find them through the environment variables `WSRS_PYTHON`, `WSRS_CHROMIUM`,
+//! `WSRS_NODE` (whose scripts find `ws` through `NODE_PATH`), `WSRS_NGINX` and `WSRS_HAPROXY`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,12 @@ pub(crate) fn test_environment(target_dir: &Path) -> Vec<(String, String)> {
             env.push(("NODE_PATH".to_string(), modules.display().to_string()));
         }
         Err(err) => println!("xtask: no Node `ws` peer for the tests: {err}"),
+    }
+    for (variable, program, package) in [("WSRS_NGINX", "nginx", "nginx"), ("WSRS_HAPROXY", "haproxy", "haproxy")] {
+        match reverse_proxy(variable, program, package) {
+            Ok(path) => env.push((variable.to_string(), path.display().to_string())),
+            Err(err) => println!("xtask: no {program} for the reverse-proxy tests: {err}"),
+        }
     }
     env
 }
@@ -102,9 +110,7 @@ pub(crate) fn npm(purpose: &str) -> Result<&'static str, String> {
     if works() {
         return Ok("npm");
     }
-    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let debian_like = os_release.lines().any(|l| l == "ID=debian" || l == "ID=ubuntu" || (l.starts_with("ID_LIKE=") && l.contains("debian")));
-    if !debian_like || godot::sudo_prefix().is_none() {
+    if !debian_like() || godot::sudo_prefix().is_none() {
         return Err(format!("npm is not installed (install Node.js and npm {purpose})"));
     }
     println!("xtask: installing Debian's npm package {purpose}");
@@ -163,6 +169,37 @@ pub(crate) fn apt_get_install(packages: &[&str]) -> Result<(), String> {
     let mut install = vec!["apt-get", "install", "-y", "-q", "--no-install-recommends"];
     install.extend_from_slice(packages);
     process::run_checked(godot::privileged(&install).env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// Whether this is Debian or a system based on it (Ubuntu), whose packages apt-get installs.
+fn debian_like() -> bool {
+    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    os_release.lines().any(|l| l == "ID=debian" || l == "ID=ubuntu" || (l.starts_with("ID_LIKE=") && l.contains("debian")))
+}
+
+/// A reverse proxy's binary (`program`: nginx or haproxy, each answers `-v`): the path in the
+/// environment variable `variable`, else `program` on PATH or in /usr/sbin (not on a user's PATH
+/// everywhere), else the Debian package `package` installed with apt-get (as root or through
+/// password-less sudo). Installing it may start the system's own service on a machine with an
+/// init system; the tests never use that one.
+fn reverse_proxy(variable: &str, program: &str, package: &str) -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(variable) {
+        return Ok(PathBuf::from(path));
+    }
+    let runs = |path: &Path| Command::new(path).arg("-v").output().is_ok_and(|o| o.status.success());
+    let find = || {
+        let candidates = [which(program).ok(), Some(Path::new("/usr/sbin").join(program))];
+        candidates.into_iter().flatten().find(|path| runs(path))
+    };
+    if let Some(path) = find() {
+        return Ok(path);
+    }
+    if !debian_like() || godot::sudo_prefix().is_none() {
+        return Err(format!("install {program} (the Debian package `{package}`), or set {variable} to its binary"));
+    }
+    println!("xtask: installing the Debian package {package} for the reverse-proxy tests");
+    apt_get_install(&[package])?;
+    find().ok_or_else(|| format!("the Debian package {package} was installed but `{program} -v` does not run"))
 }
 
 /// A Chromium or Chrome binary: `WSRS_CHROMIUM`, else one on PATH, else Debian's `chromium`

@@ -147,6 +147,15 @@ func start_pair(path := "/", server_setup := Callable(), client_setup := Callabl
 	return first_event(server_events, "client_connected")[1] if ok else -1
 
 
+## Makes `server` send every message it receives back, with its kind (text or binary).
+func echo_with_kinds() -> void:
+	server.data_received.connect(func(id):
+		var peer: WebSocketConnection = server.get_peer(id)
+		while peer.get_available_packet_count() > 0:
+			var data := peer.get_packet()
+			peer.send(data, WebSocketConnection.WRITE_MODE_TEXT if peer.was_string_packet() else WebSocketConnection.WRITE_MODE_BINARY))
+
+
 ## Whether `events` has one named `name`.
 func has_event(events: Array, name: String) -> bool:
 	return events.any(func(e): return e[0] == name)

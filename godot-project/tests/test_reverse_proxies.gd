@@ -54,11 +54,7 @@ func start_echo_server(configure: Callable) -> int:
 	server.client_connected.connect(func(id, _protocol, _resource_name):
 		server.get_peer(id).send_text("welcome")
 		server.get_peer(id).put_packet(PackedByteArray([1, 2, 3])))
-	server.data_received.connect(func(id):
-		var peer: WebSocketConnection = server.get_peer(id)
-		while peer.get_available_packet_count() > 0:
-			var data := peer.get_packet()
-			peer.send(data, WebSocketConnection.WRITE_MODE_TEXT if peer.was_string_packet() else WebSocketConnection.WRITE_MODE_BINARY))
+	echo_with_kinds()
 	return port
 
 

@@ -151,11 +151,7 @@ func test_python_websockets_over_wss() -> void:
 	server.client_connected.connect(func(id, _p, _r):
 		server.get_peer(id).send_text("welcome python")
 		server.get_peer(id).put_packet(PackedByteArray([1, 2, 3])))
-	server.data_received.connect(func(id):
-		var peer: WebSocketConnection = server.get_peer(id)
-		while peer.get_available_packet_count() > 0:
-			var data := peer.get_packet()
-			peer.send(data, WebSocketConnection.WRITE_MODE_TEXT if peer.was_string_packet() else WebSocketConnection.WRITE_MODE_BINARY))
+	echo_with_kinds()
 	var script := ProjectSettings.globalize_path("res://tests/peers/ws_peer.py")
 	var result_path := OS.get_user_data_dir().path_join("python_tls_client_%d.json" % port)
 	DirAccess.remove_absolute(result_path)

@@ -38,6 +38,9 @@ pub(crate) enum Command {
 pub(crate) enum PeerCommand {
     /// Queue a message (its room was reserved with `FlowControl::reserve_outbound`).
     Send(Packet),
+    /// Queue a message that other peers are sent too (`Server::broadcast`; room reserved as for
+    /// `Send`): compressed once for all peers with the same compression setting.
+    SendShared(std::sync::Arc<crate::packet::SharedMessage>),
     /// Start the close handshake.
     Close { code: u16, reason: String },
     /// Drop the connection at once, without a close frame.

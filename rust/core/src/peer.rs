@@ -237,6 +237,19 @@ impl PeerHandle {
         Ok(())
     }
 
+    /// [`PeerHandle::queue`] for a message other peers are sent too (`Server::broadcast`).
+    pub(crate) fn queue_shared(&self, shared: &std::sync::Arc<crate::packet::SharedMessage>) -> Result<(), Error> {
+        let peer = self.peer();
+        if peer.state != ReadyState::Open {
+            return Err(Error::PeerNotOpen(peer.id));
+        }
+        peer.flow.reserve_outbound(peer.id, shared.packet.data.len(), &peer.limits)?;
+        if !peer.commands.to_peer(peer.id, PeerCommand::SendShared(shared.clone())) {
+            return Err(Error::PeerNotOpen(peer.id));
+        }
+        Ok(())
+    }
+
     /// Starts the close handshake with `code` and `reason`. Does nothing on a peer already
     /// closing or closed.
     pub fn close(&self, code: u16, reason: &str) -> Result<(), Error> {

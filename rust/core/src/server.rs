@@ -460,7 +460,9 @@ impl Server {
         Ok(())
     }
 
-    /// Queues the same `packet` for `recipients`; the bytes are shared, not copied per peer.
+    /// Queues the same `packet` for `recipients`; the bytes are shared, not copied per peer, and
+    /// compressed once for all peers that agreed on the same permessage-deflate setting without
+    /// server context takeover (the default).
     /// A peer that cannot take it (full queue; with [`Recipients::Only`], also an unknown id or
     /// a peer that is not open) does not stop the others: every one that refused is named in
     /// [`Error::NotDelivered`]. Text that is not UTF-8 is refused before anything is queued.
@@ -474,6 +476,7 @@ impl Server {
             return Err(Error::Unsupported("raw broadcast in multiplayer mode (use put_packet with target_peer 0)".into()));
         }
         packet.check_text()?;
+        let shared = crate::packet::SharedMessage::new(packet);
         let mut failures = Vec::new();
         let mut send = |id: PeerId, result: Result<(), Error>| {
             if let Err(err) = result {
@@ -488,12 +491,12 @@ impl Server {
                 };
                 let open = self.peers.values().filter(|peer| peer.ready_state() == ReadyState::Open);
                 for peer in open.filter(|peer| !excluded.contains(&peer.id())) {
-                    send(peer.id(), peer.queue(packet.clone()));
+                    send(peer.id(), peer.queue_shared(&shared));
                 }
             }
             Recipients::Only(ids) => {
                 for &id in ids {
-                    send(id, self.peer(id).and_then(|peer| peer.queue(packet.clone())));
+                    send(id, self.peer(id).and_then(|peer| peer.queue_shared(&shared)));
                 }
             }
         }

@@ -347,3 +347,28 @@ fn client_refuses_an_answer_it_did_not_offer() {
     assert!(request.to_ascii_lowercase().contains("sec-websocket-extensions: permessage-deflate"), "offered: {request}");
     assert!(error.contains("permessage-deflate"), "{error}");
 }
+
+#[test]
+fn a_broadcast_reaches_compressed_and_uncompressed_peers_intact() {
+    use websocket_rs_core::Recipients;
+    let (mut server, url) = common::server(ConnectionConfig::default());
+    let (mut a, _) = common::connect(&mut server, &url, ConnectionConfig::default());
+    let (mut b, _) = common::connect(&mut server, &url, ConnectionConfig::default());
+    let plain = ConnectionConfig { deflate: DeflateConfig { enabled: false, ..DeflateConfig::default() }, ..ConnectionConfig::default() };
+    let (mut c, _) = common::connect(&mut server, &url, plain);
+    assert!(a.peer().unwrap().deflate().is_some() && c.peer().unwrap().deflate().is_none());
+    let message = Packet { data: Bytes::from(json_text(7, 4000)), is_text: true };
+    server.broadcast(Recipients::All, message.clone()).unwrap();
+    let peers = [a.peer().unwrap().clone(), b.peer().unwrap().clone(), c.peer().unwrap().clone()];
+    let mut got = vec![Vec::new(), Vec::new(), Vec::new()];
+    let (mut se, mut ce) = (Vec::new(), vec![Vec::new(), Vec::new(), Vec::new()]);
+    common::pump(&mut server, &mut [&mut a, &mut b, &mut c], &mut se, &mut ce, |_, _| {
+        for (peer, got) in peers.iter().zip(got.iter_mut()) {
+            peer.recv_all(got);
+        }
+        got.iter().all(|g| g.len() == 1)
+    });
+    for g in &got {
+        assert_eq!(g, &vec![message.clone()]);
+    }
+}

@@ -350,7 +350,12 @@ impl<S: Transport> Connection<S> {
     /// Work the game asked for.
     pub(crate) fn handle_command(&mut self, command: PeerCommand, now: Instant) {
         match command {
-            PeerCommand::Send(packet) => self.send(packet),
+            PeerCommand::Send(packet) => {
+                // `PeerHandle::send` only queues text that is valid UTF-8.
+                debug_assert!(!packet.is_text || std::str::from_utf8(&packet.data).is_ok());
+                self.send(packet.data.len(), |protocol| protocol.send_message(&packet.data, packet.is_text));
+            }
+            PeerCommand::SendShared(shared) => self.send(shared.packet.data.len(), |protocol| protocol.send_shared(&shared)),
             PeerCommand::Close { code, reason } => self.start_close(code, reason, now),
             PeerCommand::Abort => self.end(Ending::Lost),
             PeerCommand::ResumeRead => self.read_messages(now),
@@ -754,15 +759,11 @@ impl<S: Transport> Connection<S> {
         self.events.push_back(ConnectionEvent::Packet(packet));
     }
 
-    fn send(&mut self, packet: Packet) {
-        let len = packet.data.len();
+    /// Queues a message of `len` bytes with `queue` (false: not queued).
+    fn send(&mut self, len: usize, queue: impl FnOnce(&mut Protocol) -> bool) {
         // Answers to what came before a violation still go out before the failing close.
         let queued = match &mut self.stage {
-            Stage::Open { protocol, close: CloseState::Active | CloseState::Failing { .. }, .. } => {
-                // `PeerHandle::send` only queues text that is valid UTF-8.
-                debug_assert!(!packet.is_text || std::str::from_utf8(&packet.data).is_ok());
-                protocol.send_message(&packet.data, packet.is_text)
-            }
+            Stage::Open { protocol, close: CloseState::Active | CloseState::Failing { .. }, .. } => queue(protocol),
             _ => false,
         };
         if !queued {

@@ -16,7 +16,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::frame::{apply_mask, opcode, write_header, FrameHeader, Utf8Validator};
 use super::Role;
-use crate::packet::Packet;
+use crate::packet::{Packet, SharedMessage};
 
 /// A read asks the stream for at least this many bytes (fewer buffered reads per message).
 const MIN_READ: usize = 1024;
@@ -43,6 +43,14 @@ pub(crate) trait PerMessageExtension {
     /// to `out`; `fin` when it is the message's last frame. `out` must not grow past `max_size`
     /// bytes in all: the extension stops with [`ExtensionError::TooBig`] instead.
     fn decompress(&mut self, input: &[u8], fin: bool, max_size: usize, out: &mut Vec<u8>) -> Result<(), ExtensionError>;
+
+    /// When what [`PerMessageExtension::compress`] makes of a payload depends on nothing but the
+    /// payload and the extension's settings (no state carried from message to message): a key
+    /// that names those settings, so that a message sent to many peers is transformed once for
+    /// all peers with the same key. `None` (the default): transform it for each peer.
+    fn share_key(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Why an extension could not turn a received payload back.
@@ -309,6 +317,28 @@ impl Protocol {
         match self.extension.as_mut().and_then(|extension| extension.compress(data)) {
             Some(transformed) => self.queue_frame(code, true, &transformed),
             None => self.queue_frame(code, false, data),
+        }
+        true
+    }
+
+    /// [`Protocol::send_message`] for a message queued for several peers: an extension with a
+    /// `share_key` transforms it once for all of them.
+    pub(crate) fn send_shared(&mut self, shared: &SharedMessage) -> bool {
+        if !self.is_active() {
+            return false;
+        }
+        let packet = &shared.packet;
+        let code = if packet.is_text { opcode::TEXT } else { opcode::BINARY };
+        let transformed = match self.extension.as_mut() {
+            None => None,
+            Some(extension) => match extension.share_key() {
+                Some(key) => shared.transformed(key, |payload| extension.compress(payload)),
+                None => extension.compress(&packet.data).map(Bytes::from),
+            },
+        };
+        match transformed {
+            Some(transformed) => self.queue_frame(code, true, &transformed),
+            None => self.queue_frame(code, false, &packet.data),
         }
         true
     }

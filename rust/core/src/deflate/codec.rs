@@ -189,6 +189,13 @@ impl PerMessageExtension for PerMessageDeflate {
         PerMessageDeflate::compress(self, payload)
     }
 
+    /// Without context takeover in our sending direction, a message compresses the same for
+    /// every peer with the same level, window and threshold.
+    fn share_key(&self) -> Option<u64> {
+        let threshold = u64::try_from(self.threshold).unwrap_or(u64::MAX >> 16);
+        self.sending.no_context_takeover.then(|| u64::from(self.level) | u64::from(self.sending.zlib_window_bits()) << 8 | threshold << 16)
+    }
+
     fn decompress(
         &mut self,
         input: &[u8],

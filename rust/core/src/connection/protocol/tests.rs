@@ -337,3 +337,48 @@ fn rsv1_violations_and_transformed_payloads_that_do_not_turn_back() {
     assert_eq!(violation_code(&valid, with_xor()), None);
     assert_eq!(violation_code(&valid, None), Some(1002));
 }
+
+/// [`XorExtension`] that counts its transforms and may share them (`share_key`).
+struct CountingXor {
+    calls: std::rc::Rc<std::cell::Cell<usize>>,
+    key: Option<u64>,
+}
+
+impl PerMessageExtension for CountingXor {
+    fn compress(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
+        self.calls.set(self.calls.get() + 1);
+        XorExtension.compress(payload)
+    }
+
+    fn decompress(&mut self, input: &[u8], fin: bool, max_size: usize, out: &mut Vec<u8>) -> Result<(), ExtensionError> {
+        XorExtension.decompress(input, fin, max_size, out)
+    }
+
+    fn share_key(&self) -> Option<u64> {
+        self.key
+    }
+}
+
+#[test]
+fn a_shared_message_is_transformed_once_per_share_key() {
+    let shared = SharedMessage::new(Packet { data: Bytes::from_static(b"state of the world"), is_text: false });
+    let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+    let mut written = Vec::new();
+    for key in [Some(7), Some(7), Some(7), Some(8), None, None] {
+        let extension = CountingXor { calls: calls.clone(), key };
+        let (mut protocol, mut local, remote) = server(Some(Box::new(extension)));
+        assert!(protocol.send_shared(&shared));
+        protocol.flush(&mut local).unwrap();
+        written.push(remote.take_received());
+    }
+    // One transform for key 7, one for key 8, one each for the two that share nothing.
+    assert_eq!(calls.get(), 4);
+    let mut expected = vec![0x80 | 0x40 | 0x02, 18];
+    expected.extend(xor(b"state of the world"));
+    assert!(written.iter().all(|bytes| *bytes == expected), "{written:?}");
+    // Without an extension the payload goes as it is.
+    let (mut protocol, mut local, remote) = server(None);
+    assert!(protocol.send_shared(&shared));
+    protocol.flush(&mut local).unwrap();
+    assert_eq!(remote.take_received(), [&[0x82, 18][..], b"state of the world"].concat());
+}

@@ -147,11 +147,6 @@ impl ConnectionConfig {
         for (name, value) in &self.extra_headers {
             validate_header(name, value)?;
         }
-        if self.proxy_protocol && self.tls_server.is_some() {
-            return Err(Error::Unsupported(
-                "proxy_protocol with wss:// served by this server (the PROXY header comes before the TLS hello, which is not read yet): terminate TLS at the proxy".into(),
-            ));
-        }
         // The text names the setting and the entry.
         crate::proxy::TrustedProxies::parse(&self.trusted_proxies).map_err(Error::InvalidArgument)?;
         let path = &self.health_check_path;

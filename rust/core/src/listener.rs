@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
 
+use crate::proxy::TrustedProxies;
 use crate::tls::{self, NetStream};
 
 /// Connections beyond `max_connections` that may be in the middle of their 503 answer at once
@@ -24,6 +25,9 @@ pub(crate) struct Listener {
     socket: TcpListener,
     tls: Option<tls::ServerSide>,
     max_connections: Option<usize>,
+    /// wss:// with the PROXY protocol: the trusted proxies, whose header comes before TLS.
+    #[cfg_attr(not(any(feature = "rustls", feature = "native-tls")), allow(dead_code))]
+    proxy_before_tls: Option<TrustedProxies>,
     no_delay: bool,
     refuse_new: bool,
     /// Set when accepting stopped on a resource error with connections left in the backlog:
@@ -52,12 +56,13 @@ impl Listener {
         mut socket: TcpListener,
         tls: Option<tls::ServerSide>,
         max_connections: Option<usize>,
+        proxy_before_tls: Option<TrustedProxies>,
         no_delay: bool,
         registry: &Registry,
         token: Token,
     ) -> io::Result<Self> {
         registry.register(&mut socket, token, Interest::READABLE)?;
-        Ok(Listener { socket, tls, max_connections, no_delay, refuse_new: false, retry_at: None })
+        Ok(Listener { socket, tls, max_connections, proxy_before_tls, no_delay, refuse_new: false, retry_at: None })
     }
 
     /// Turns new connections away at accept (or stops doing so).
@@ -118,6 +123,11 @@ impl Listener {
             return Accepted::Dropped;
         }
         let stream = match &self.tls {
+            // Refused connections are answered in TLS: they need no PROXY header read first.
+            #[cfg(any(feature = "rustls", feature = "native-tls"))]
+            Some(tls) if full.is_none() && self.proxy_before_tls.as_ref().is_some_and(|trusted| trusted.contains(remote.ip())) => {
+                NetStream::ProxyThenTls(Some(Box::new((stream, tls.clone()))))
+            }
             Some(tls) => match tls.accept(stream) {
                 Ok(stream) => stream,
                 Err(err) => return Accepted::Refused { remote, reason: tls::describe_io_error(&err) },

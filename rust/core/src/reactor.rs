@@ -274,7 +274,8 @@ impl Reactor {
         match start {
             Start::Listen { listener, tls } => {
                 let registry = self.poll.registry();
-                self.listener = Some(Listener::new(listener, tls, max_connections, self.no_delay, registry, LISTENER)?);
+                let proxy_before_tls = (self.settings.proxy_protocol && tls.is_some()).then(|| self.settings.trusted_proxies.clone());
+                self.listener = Some(Listener::new(listener, tls, max_connections, proxy_before_tls, self.no_delay, registry, LISTENER)?);
             }
             Start::Connect { id, host, port, request, flow, tls } => {
                 self.tls_client = tls;

@@ -75,6 +75,22 @@ pub(crate) trait Transport: Read + Write {
     /// Ends the sending direction (TCP FIN) while reading goes on: after an HTTP refusal, so
     /// that the client reads the answer and end of stream, not a reset.
     fn shutdown_write(&mut self);
+
+    /// Whether TLS starts only after a PROXY protocol header, read in plain bytes with
+    /// [`Transport::peek`] and `read`, then [`Transport::start_tls`].
+    fn tls_pending(&self) -> bool {
+        false
+    }
+
+    /// Copies what has arrived into `buf` without taking it.
+    fn peek(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Starts TLS once the PROXY header has been read.
+    fn start_tls(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Transport for crate::tls::NetStream {
@@ -82,6 +98,18 @@ impl Transport for crate::tls::NetStream {
         if let Some(tcp) = self.tcp() {
             let _ = tcp.shutdown(std::net::Shutdown::Write);
         }
+    }
+
+    fn tls_pending(&self) -> bool {
+        crate::tls::NetStream::tls_pending(self)
+    }
+
+    fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::tls::NetStream::peek(self, buf)
+    }
+
+    fn start_tls(&mut self) -> io::Result<()> {
+        crate::tls::NetStream::start_tls(self)
     }
 }
 
@@ -440,6 +468,7 @@ impl<S: Transport> Connection<S> {
     fn advance_upgrade(&mut self, now: Instant) {
         let Stage::ServerUpgrade { stream, step } = &mut self.stage else { return };
         match step {
+            UpgradeStep::Reading { proxy_header_expected: true, .. } if stream.tls_pending() => self.read_proxy_header_before_tls(now),
             UpgradeStep::Reading { buf, proxy_header_expected } => {
                 let limit = MAX_REQUEST_HEAD + if *proxy_header_expected { crate::proxy::MAX_PROXY_HEADER } else { 0 };
                 let closed = match read_into(stream, buf, limit) {
@@ -520,6 +549,45 @@ impl<S: Transport> Connection<S> {
             self.stage,
             Stage::ServerUpgrade { step: UpgradeStep::Answering { then: AfterAnswer::Close, .. } | UpgradeStep::Lingering { .. }, .. }
         )
+    }
+
+    /// Server, wss:// behind a trusted proxy with the PROXY protocol: reads exactly the PROXY
+    /// header in plain bytes (peeking until it is complete, so that no TLS byte is taken), starts
+    /// TLS, and goes on reading the request through it.
+    fn read_proxy_header_before_tls(&mut self, now: Instant) {
+        let Stage::ServerUpgrade { stream, step: UpgradeStep::Reading { proxy_header_expected, .. } } = &mut self.stage else { return };
+        let mut peeked = [0u8; crate::proxy::MAX_PROXY_HEADER];
+        let available = match stream.peek(&mut peeked) {
+            Ok(0) => return self.handshake_failed("closed during the PROXY protocol header".into()),
+            Ok(n) => n,
+            // A readable event comes when more bytes arrive.
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock || err.kind() == io::ErrorKind::Interrupted => return,
+            Err(err) => return self.handshake_failed(format!("reading the PROXY protocol header failed: {}", describe_io(&err))),
+        };
+        let (len, source) = match crate::proxy::parse_proxy_header(&peeked[..available]) {
+            Ok(crate::proxy::ProxyHeader::Incomplete) => return,
+            Ok(crate::proxy::ProxyHeader::Complete { len, source }) => (len, source),
+            Err(reason) => return self.handshake_failed(format!("bad PROXY protocol header: {reason}")),
+        };
+        // The header's bytes are in the socket already (peeked): take exactly them.
+        let mut taken = 0;
+        while taken < len {
+            match stream.read(&mut peeked[taken..len]) {
+                Ok(0) => return self.handshake_failed("closed during the PROXY protocol header".into()),
+                Ok(n) => taken += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return self.handshake_failed(format!("reading the PROXY protocol header failed: {}", describe_io(&err))),
+            }
+        }
+        if let Err(err) = stream.start_tls() {
+            return self.handshake_failed(format!("TLS after the PROXY protocol header failed: {}", describe_io(&err)));
+        }
+        *proxy_header_expected = false;
+        if let Some(source) = source {
+            self.remote = Some(source);
+        }
+        // The TLS hello may have come with the header: read on.
+        self.advance_upgrade(now);
     }
 
     /// Server: a whole request head came: apply a trusted proxy's forwarding headers, then answer

@@ -70,6 +70,11 @@ impl Default for TlsClientSettings {
 pub(crate) enum NetStream {
     /// ws://
     Plain(TcpStream),
+    /// wss:// from a trusted proxy that sends a PROXY protocol header first, in plain bytes:
+    /// the connection reads exactly that header, then [`NetStream::start_tls`] wraps the socket.
+    /// Writing fails until then. `None` once a failed `start_tls` consumed it.
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
+    ProxyThenTls(Option<Box<(TcpStream, ServerSide)>>),
     /// wss://
     #[cfg(any(feature = "rustls", feature = "native-tls"))]
     Tls(backend::TlsStream),
@@ -81,14 +86,43 @@ impl NetStream {
         match self {
             NetStream::Plain(tcp) => Some(tcp),
             #[cfg(any(feature = "rustls", feature = "native-tls"))]
+            NetStream::ProxyThenTls(pending) => pending.as_ref().map(|pending| &pending.0),
+            #[cfg(any(feature = "rustls", feature = "native-tls"))]
             NetStream::Tls(tls) => tls.tcp(),
         }
+    }
+
+    /// Whether a PROXY protocol header is to be read before TLS starts.
+    pub(crate) fn tls_pending(&self) -> bool {
+        #[cfg(any(feature = "rustls", feature = "native-tls"))]
+        if let NetStream::ProxyThenTls(_) = self {
+            return true;
+        }
+        false
+    }
+
+    /// Copies what the socket holds into `buf` without taking it (the PROXY header before TLS).
+    pub(crate) fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?.peek(buf)
+    }
+
+    /// After the PROXY header: the TLS handshake starts on the socket (nothing for other
+    /// streams).
+    pub(crate) fn start_tls(&mut self) -> io::Result<()> {
+        #[cfg(any(feature = "rustls", feature = "native-tls"))]
+        if let NetStream::ProxyThenTls(pending) = self {
+            let (tcp, tls) = *pending.take().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+            *self = tls.accept(tcp)?;
+        }
+        Ok(())
     }
 
     /// See [`NetStream::tcp`].
     pub(crate) fn tcp_mut(&mut self) -> Option<&mut TcpStream> {
         match self {
             NetStream::Plain(tcp) => Some(tcp),
+            #[cfg(any(feature = "rustls", feature = "native-tls"))]
+            NetStream::ProxyThenTls(pending) => pending.as_mut().map(|pending| &mut pending.0),
             #[cfg(any(feature = "rustls", feature = "native-tls"))]
             NetStream::Tls(tls) => tls.tcp_mut(),
         }
@@ -100,6 +134,11 @@ impl Read for NetStream {
         match self {
             NetStream::Plain(tcp) => tcp.read(buf),
             #[cfg(any(feature = "rustls", feature = "native-tls"))]
+            NetStream::ProxyThenTls(pending) => match pending {
+                Some(pending) => pending.0.read(buf),
+                None => Err(io::ErrorKind::NotConnected.into()),
+            },
+            #[cfg(any(feature = "rustls", feature = "native-tls"))]
             NetStream::Tls(tls) => tls.read(buf),
         }
     }
@@ -109,6 +148,9 @@ impl Write for NetStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             NetStream::Plain(tcp) => tcp.write(buf),
+            // Nothing goes out in plain bytes on a wss:// connection.
+            #[cfg(any(feature = "rustls", feature = "native-tls"))]
+            NetStream::ProxyThenTls(_) => Err(io::ErrorKind::NotConnected.into()),
             #[cfg(any(feature = "rustls", feature = "native-tls"))]
             NetStream::Tls(tls) => tls.write(buf),
         }
@@ -117,6 +159,8 @@ impl Write for NetStream {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             NetStream::Plain(tcp) => tcp.flush(),
+            #[cfg(any(feature = "rustls", feature = "native-tls"))]
+            NetStream::ProxyThenTls(_) => Ok(()),
             #[cfg(any(feature = "rustls", feature = "native-tls"))]
             NetStream::Tls(tls) => tls.flush(),
         }
@@ -150,6 +194,7 @@ pub(crate) fn client(settings: &TlsClientSettings, host: &str) -> Result<ClientS
 }
 
 /// Server-side TLS, shared by every accepted connection.
+#[derive(Clone)]
 pub(crate) struct ServerSide(#[cfg(any(feature = "rustls", feature = "native-tls"))] ServerTls);
 
 impl fmt::Debug for ServerSide {

@@ -13,6 +13,7 @@ use super::{TlsClientSettings, TlsServerSettings};
 use crate::Error;
 
 /// A native-tls acceptor with the server's identity.
+#[derive(Clone)]
 pub(crate) struct ServerTls(TlsAcceptor);
 
 impl ServerTls {

@@ -191,6 +191,7 @@ fn certificate_matches_name(der: &CertificateDer<'_>, name: &ServerName<'_>) -> 
 }
 
 /// A rustls server configuration, ready to accept connections.
+#[derive(Clone)]
 pub(crate) struct ServerTls(Arc<ServerConfig>);
 
 impl ServerTls {

@@ -81,7 +81,8 @@ func example_ready(port: int, pid: int) -> bool:
 		if (await http_get(port, "/healthz", false)).begins_with("HTTP/1.1 200 "):
 			return true
 		await pump([], 0.2)
-	check(false, "the example server on port %d did not answer its health check with 200 within 20 s (running: %s)" % [port, is_running(pid)])
+	check(false, "the example server on port %d did not answer its health check with 200 within 20 s (running: %s)"
+		% [port, is_running(pid)])
 	return false
 
 
@@ -232,7 +233,8 @@ func test_the_container_entrypoint_turns_sigterm_into_a_drain() -> void:
 	file.store_string(dockerfile.substr(body_start, end + 1 - body_start))
 	file.close()
 	check(dockerfile.contains('ENTRYPOINT ["/usr/local/bin/drain-on-stop"]'), "the entrypoint is drain-on-stop")
-	check(dockerfile.contains('CMD ["godot", "--headless", "--path", "/srv/game", "-s", "res://dedicated_server.gd"]'), "the CMD runs the example")
+	check(dockerfile.contains('CMD ["godot", "--headless", "--path", "/srv/game", "-s", "res://dedicated_server.gd"]'),
+		"the CMD runs the example")
 	check(dockerfile.contains("STOPSIGNAL SIGTERM"), "the stop signal is SIGTERM")
 	var known := example_settings().map(func(s): return s[1])
 	for line in dockerfile.split("\n"):
@@ -243,7 +245,8 @@ func test_the_container_entrypoint_turns_sigterm_into_a_drain() -> void:
 	var drain := fresh_drain_file(port)
 	OS.set_environment("WSRS_DRAIN_FILE", drain)
 	var args := PackedStringArray([entrypoint, tool_path("WSRS_GODOT")])
-	args.append_array(example_args(PackedStringArray(["--bind=127.0.0.1", "--port=%d" % port, "--drain-grace=%s" % GRACE, "--heartbeat=0"])))
+	var settings := PackedStringArray(["--bind=127.0.0.1", "--port=%d" % port, "--drain-grace=%s" % GRACE, "--heartbeat=0"])
+	args.append_array(example_args(settings))
 	var pid := spawn("/bin/sh", args)
 	if pid < 0 or not await example_ready(port, pid):
 		return
@@ -274,8 +277,8 @@ func test_the_systemd_unit_drains_on_stop() -> void:
 	for name in environment:
 		check(name == "HOME" or known.has(name), "the unit sets %s, which dedicated_server.gd does not read" % name)
 	check(environment.has("WSRS_DRAIN_FILE"), "the unit names the drain file in Environment=")
-	check(int(values["TimeoutStopSec"]) > int(environment.get("WSRS_DRAIN_GRACE", "30")) + int(environment.get("WSRS_DRAIN_TIMEOUT", "10")),
-		"TimeoutStopSec is longer than the grace and the drain timeout")
+	var drain_seconds := int(environment.get("WSRS_DRAIN_GRACE", "30")) + int(environment.get("WSRS_DRAIN_TIMEOUT", "10"))
+	check(int(values["TimeoutStopSec"]) > drain_seconds, "TimeoutStopSec is longer than the grace and the drain timeout")
 	var start: String = values["ExecStart"]
 	if not check_found(start.contains(" -s res://dedicated_server.gd -- "), "ExecStart runs res://dedicated_server.gd: %s" % start):
 		return
@@ -313,7 +316,8 @@ func test_the_example_server_reloads_a_renewed_certificate_and_keeps_its_players
 	if pid < 0 or not await listening(port, pid):
 		return
 	start_client("wss://localhost:%d/" % port, PackedStringArray(), PackedStringArray(), func(c): c.trusted_tls_certificate = old_cert)
-	if not await until(func(): return has_event(client_events, "connection_established"), [client], 10.0, "the first player to join over wss://"):
+	if not await until(func(): return has_event(client_events, "connection_established"), [client], 10.0,
+		"the first player to join over wss://"):
 		return
 	# A renewal as certbot's deploy hook does it: new files in place of the old.
 	var new_key := crypto.generate_rsa(2048)
@@ -342,7 +346,8 @@ func test_the_example_server_reloads_a_renewed_certificate_and_keeps_its_players
 	await until(func(): return client.get_peer(1).get_available_packet_count() > 0, [client, renewed], 5.0, "the first player's chat")
 	check_eq(client.get_peer(1).get_packet().get_string_from_utf8(), "still here", "the first session still works")
 	renewed.disconnect_from_host()
-	await until(func(): return renewed.get_peer(1).get_ready_state() == WebSocketConnection.STATE_CLOSED, [renewed, client], 5.0, "the close")
+	await until(func(): return renewed.get_peer(1).get_ready_state() == WebSocketConnection.STATE_CLOSED, [renewed, client], 5.0,
+		"the close")
 	for path in [key_path, cert_path]:
 		DirAccess.remove_absolute(path)
 	DirAccess.remove_absolute(folder)
@@ -358,7 +363,8 @@ func test_the_guide_shows_the_nginx_configuration_the_tests_run() -> void:
 	var conf := FileAccess.get_file_as_string(repo_path("deploy/nginx/websocket-rs.conf"))
 	var begin := guide.find(begin_marker)
 	var end := guide.find(end_marker, begin)
-	if not check_found(begin >= 0 and end > begin, "docs/deployment.md has no %s ... %s block" % [begin_marker.strip_edges(), end_marker]):
+	var block := "%s ... %s" % [begin_marker.strip_edges(), end_marker]
+	if not check_found(begin >= 0 and end > begin, "docs/deployment.md has no %s block" % block):
 		return
 	var shown := guide.substr(begin + begin_marker.length(), end - begin - begin_marker.length())
 	var expected := "```nginx\n" + conf + ("" if conf.ends_with("\n") else "\n") + "```\n"
@@ -370,7 +376,8 @@ func test_the_guide_shows_the_nginx_configuration_the_tests_run() -> void:
 		var a: String = shown_lines[i] if i < shown_lines.size() else "<end>"
 		var b: String = expected_lines[i] if i < expected_lines.size() else "<end>"
 		if a != b:
-			check(false, "docs/deployment.md's nginx block is not deploy/nginx/websocket-rs.conf (copy the file in): line %d of the block is \"%s\", the file has \"%s\"" % [i, a, b])
+			check(false, ("docs/deployment.md's nginx block is not deploy/nginx/websocket-rs.conf (copy the file in): at line %d"
+				+ " of the file (0: the ```nginx line) the guide has \"%s\", the file \"%s\"") % [i, a, b])
 			return
 
 

@@ -156,6 +156,56 @@ func echo_with_kinds() -> void:
 			peer.send(data, WebSocketConnection.WRITE_MODE_TEXT if peer.was_string_packet() else WebSocketConnection.WRITE_MODE_BINARY))
 
 
+## A self-signed certificate for `subject` made with `key` that OpenSSL reads (nginx, HAProxy,
+## Python's ssl): Godot's generator now and then writes the serial number with a needless leading
+## byte, which OpenSSL 3 refuses ("illegal padding"); such a certificate is made again.
+func openssl_readable_certificate(key: CryptoKey, subject: String) -> X509Certificate:
+	var crypto := Crypto.new()
+	var certificate := crypto.generate_self_signed_certificate(key, subject)
+	for attempt in 16:
+		if _serial_is_minimal(certificate):
+			return certificate
+		certificate = crypto.generate_self_signed_certificate(key, subject)
+	check(false, "16 certificates in a row had a padded serial number")
+	return certificate
+
+
+## Whether the serial number in `certificate`'s DER has no needless leading byte (X.690 8.3.2).
+func _serial_is_minimal(certificate: X509Certificate) -> bool:
+	var body := ""
+	for line in certificate.save_to_string().split("\n"):
+		if not line.begins_with("-----"):
+			body += line.strip_edges()
+	var der := Marshalls.base64_to_raw(body)
+	# Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber INTEGER, ...
+	var at := _der_content(der, _der_content(der, 0))
+	if der[at] == 0xA0:
+		at = _der_end(der, at)
+	var start := _der_content(der, at)
+	if der[at] != 0x02 or _der_end(der, at) - start < 2:
+		return der[at] == 0x02
+	var first := der[start]
+	var second := der[start + 1]
+	return not ((first == 0x00 and second < 0x80) or (first == 0xFF and second >= 0x80))
+
+
+## Where the content of the DER element at `at` starts.
+func _der_content(der: PackedByteArray, at: int) -> int:
+	var length_byte := der[at + 1]
+	return at + 2 + (length_byte & 0x7f if length_byte >= 0x80 else 0)
+
+
+## Where the DER element at `at` ends.
+func _der_end(der: PackedByteArray, at: int) -> int:
+	var length_byte := der[at + 1]
+	if length_byte < 0x80:
+		return at + 2 + length_byte
+	var length := 0
+	for i in length_byte & 0x7f:
+		length = (length << 8) | der[at + 2 + i]
+	return at + 2 + (length_byte & 0x7f) + length
+
+
 ## Whether `events` has one named `name`.
 func has_event(events: Array, name: String) -> bool:
 	return events.any(func(e): return e[0] == name)

@@ -49,8 +49,7 @@ func start_echo_server(configure: Callable) -> int:
 	server.client_connected.connect(func(id, _protocol, resource_name):
 		seen[id] = {"resource": resource_name, "address": server.get_peer_address(id), "port": server.get_peer_port(id),
 			"host": server.get_peer(id).get_connected_host()}
-		var peer = server.get_peer(id)
-		seen[id]["headers"] = peer.get_request_headers())
+		seen[id]["headers"] = server.get_peer(id).get_request_headers())
 	server.client_connected.connect(func(id, _protocol, _resource_name):
 		server.get_peer(id).send_text("welcome")
 		server.get_peer(id).put_packet(PackedByteArray([1, 2, 3])))
@@ -62,7 +61,7 @@ func start_echo_server(configure: Callable) -> int:
 func make_identity() -> void:
 	var crypto := Crypto.new()
 	key = crypto.generate_rsa(2048)
-	cert = crypto.generate_self_signed_certificate(key, "CN=localhost,O=websocket-rs tests,C=US")
+	cert = openssl_readable_certificate(key, "CN=localhost,O=websocket-rs tests,C=US")
 	proxy_values.merge(proxy.save_identity(key, cert))
 
 
@@ -290,7 +289,7 @@ func test_nginx_passes_the_health_check() -> void:
 	# A player still gets in; while the server drains the health check says 503.
 	if not await our_client_session("ws://127.0.0.1:%d/player" % plain_port):
 		return
-	check_eq(server.call("drain", 30.0), OK, "drain")
+	check_eq(server.drain(30.0), OK, "drain")
 	answer = await http_get(plain_port, "/healthz")
 	check(answer.begins_with("HTTP/1.1 503 "), "/healthz through nginx while draining: %s" % answer.c_escape())
 
@@ -333,7 +332,7 @@ func test_haproxy_takes_a_draining_server_out_of_rotation() -> void:
 			client_messages.append(client.get_peer(1).get_packet()))
 	if not await until(func(): return client_messages.size() == 2, [server, client], 10.0, "the player's greeting through HAProxy"):
 		return
-	check_eq(server.call("drain", 60.0), OK, "drain")
+	check_eq(server.drain(60.0), OK, "drain")
 	# The health check answers 503 now; after three of them (2 s apart) HAProxy stops passing
 	# requests on and answers with its own 503 (a plain request our server would have left
 	# unanswered, a 502 from HAProxy, until then).
@@ -380,7 +379,7 @@ func test_haproxy_tcp_mode_with_proxy_protocol_v2_before_our_tls() -> void:
 	# TLS passes through HAProxy to our server; the PROXY header comes before the TLS hello.
 	var identity := Crypto.new()
 	key = identity.generate_rsa(2048)
-	cert = identity.generate_self_signed_certificate(key, "CN=localhost,O=websocket-rs tests,C=US")
+	cert = openssl_readable_certificate(key, "CN=localhost,O=websocket-rs tests,C=US")
 	var port := start_echo_server(func(s):
 		s.private_key = key
 		s.ssl_certificate = cert

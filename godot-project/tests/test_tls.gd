@@ -12,7 +12,8 @@ var cert: X509Certificate
 func make_identity(common_name := "localhost") -> void:
 	var crypto := Crypto.new()
 	key = crypto.generate_rsa(2048)
-	cert = crypto.generate_self_signed_certificate(key, "CN=%s,O=websocket-rs tests,C=US" % common_name)
+	# Python's ssl reads it too.
+	cert = openssl_readable_certificate(key, "CN=%s,O=websocket-rs tests,C=US" % common_name)
 
 
 ## Our wss server (seed properties) on a free port; returns the port.

@@ -226,25 +226,23 @@ impl PeerHandle {
 
     /// [`PeerHandle::send`] for a packet whose text, if any, was checked to be UTF-8.
     pub(crate) fn queue(&self, packet: Packet) -> Result<(), Error> {
-        let peer = self.peer();
-        if peer.state != ReadyState::Open {
-            return Err(Error::PeerNotOpen(peer.id));
-        }
-        peer.flow.reserve_outbound(peer.id, packet.data.len(), &peer.limits)?;
-        if !peer.commands.to_peer(peer.id, PeerCommand::Send(packet)) {
-            return Err(Error::PeerNotOpen(peer.id));
-        }
-        Ok(())
+        self.queue_message(packet.data.len(), PeerCommand::Send(packet))
     }
 
     /// [`PeerHandle::queue`] for a message other peers are sent too (`Server::broadcast`).
     pub(crate) fn queue_shared(&self, shared: &std::sync::Arc<crate::packet::SharedMessage>) -> Result<(), Error> {
+        self.queue_message(shared.packet.data.len(), PeerCommand::SendShared(shared.clone()))
+    }
+
+    /// Reserves room for a message of `len` bytes and hands `send` to the I/O thread; refuses
+    /// (keeping nothing) when the peer is not open or the outbound queue is at its limit.
+    fn queue_message(&self, len: usize, send: PeerCommand) -> Result<(), Error> {
         let peer = self.peer();
         if peer.state != ReadyState::Open {
             return Err(Error::PeerNotOpen(peer.id));
         }
-        peer.flow.reserve_outbound(peer.id, shared.packet.data.len(), &peer.limits)?;
-        if !peer.commands.to_peer(peer.id, PeerCommand::SendShared(shared.clone())) {
+        peer.flow.reserve_outbound(peer.id, len, &peer.limits)?;
+        if !peer.commands.to_peer(peer.id, send) {
             return Err(Error::PeerNotOpen(peer.id));
         }
         Ok(())

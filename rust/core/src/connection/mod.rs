@@ -593,13 +593,12 @@ impl<S: Transport> Connection<S> {
     /// Server: a whole request head came: apply a trusted proxy's forwarding headers, then answer
     /// it, or hold it for the game.
     fn on_request(&mut self, head: upgrade::RequestHead, after_head: Vec<u8>, now: Instant) {
-        if let Some(peer) = self.remote.filter(|peer| self.settings.trusted_proxies.contains(peer.ip())) {
+        if self.remote.is_some_and(|peer| self.settings.trusted_proxies.contains(peer.ip())) {
             let forwarded: Vec<&str> = head.values("forwarded").collect();
             let x_forwarded_for: Vec<&str> = head.values("x-forwarded-for").collect();
+            // Without a client in them, the proxy's own address stands.
             if let Some(client) = crate::proxy::forwarded_client(&forwarded, &x_forwarded_for, &self.settings.trusted_proxies) {
                 self.remote = Some(client);
-            } else {
-                self.remote = Some(peer);
             }
         }
         match upgrade::decide(&head, &self.settings) {
@@ -635,12 +634,10 @@ impl<S: Transport> Connection<S> {
     /// Server: the game's verdict on a held request: accept with these extra headers, or refuse
     /// with this HTTP status and body. Ignored when no request is held.
     fn answer_held(&mut self, verdict: Result<Vec<(String, String)>, (u16, String)>, now: Instant) {
-        let Stage::ServerUpgrade { step, .. } = &mut self.stage else { return };
-        let UpgradeStep::Held { .. } = step else { return };
-        let UpgradeStep::Held { answer, info, after_head } = std::mem::replace(step, UpgradeStep::Reading { buf: Vec::new(), proxy_header_expected: false })
-        else {
-            return;
-        };
+        let Stage::ServerUpgrade { step: step @ UpgradeStep::Held { .. }, .. } = &mut self.stage else { return };
+        // Replaced at once by `answer` below.
+        let placeholder = UpgradeStep::Reading { buf: Vec::new(), proxy_header_expected: false };
+        let UpgradeStep::Held { answer, info, after_head } = std::mem::replace(step, placeholder) else { return };
         match verdict {
             Ok(headers) => {
                 let response = upgrade::switching_protocols(&answer, &self.settings.extra_headers, &headers);

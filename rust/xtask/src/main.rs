@@ -11,11 +11,13 @@
 //! - `soak [--seconds N]`: 500 clients connect, exchange checked messages and leave, for 10
 //!   minutes by default; reports lost messages and server memory growth;
 //! - `fuzz [--seconds N]`: a libFuzzer run of every `fuzz/` target, a minute each by default;
-//! - `bench [--quick] [--only PARTS]`: ours (with its I/O thread and inline), Godot's built-in
+//! - `bench [--quick] [--only PARTS] [--baseline REV]`: ours (with its I/O thread and inline), Godot's built-in
 //!   WebSocket, a pure-tungstenite ceiling and Bun under the same load generator, then
 //!   Godot-to-Godot RPCs over ours, ours inline, the built-in and ENet, then permessage-deflate on
 //!   and off against ours, Node `ws` and Python `websockets`; writes `docs/bench/` (`--quick`: a smoke run of a few minutes, and
-//!   `--only raw,rpc:enet,compression,...`: some parts only, both written to `target/bench-quick/`);
+//!   `--only raw,rpc:enet,compression,...`: some parts only, both written to `target/bench-quick/`;
+//!   `--baseline REV`: our parts with the extension of REV and of the working tree, interleaved,
+//!   into `docs/bench/before-after.md`; `--help`: the options);
 //! - `godot`: print the Godot 4.6+ binary used (provisioning it if needed);
 //! - `package [--prebuilt DIR] [--test]`: write `target/package/websocket_rs-<version>.zip` with
 //!   `addons/websocket_rs/` (this platform's release build, or every library from DIR);
@@ -49,6 +51,10 @@ fn main() -> ExitCode {
             let backend = if args.iter().any(|a| a == "--native-tls") { Backend::NativeTls } else { Backend::Rustls };
             build_with(args.iter().any(|a| a == "--release"), backend).map(|_| ExitCode::SUCCESS)
         }
+        Some("test") if wants_help(&args) => {
+            println!("{TEST_USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
         Some("test") => {
             let godot_only = args.iter().any(|a| a == "--godot-only");
             let filter = args.iter().skip(1).find(|a| !a.starts_with("--")).cloned().unwrap_or_default();
@@ -77,7 +83,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         _ => {
-            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | fuzz [--seconds N] | bench [--quick] [--only PARTS] | godot | package [--prebuilt DIR] [--test] | docs [--screenshot] | workflows | version>");
+            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | fuzz [--seconds N] | bench [--quick] [--only PARTS] [--baseline REV] | godot | package [--prebuilt DIR] [--test] | docs [--screenshot] | workflows | version>");
             return ExitCode::from(2);
         }
     };
@@ -90,14 +96,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// What `cargo xtask test --help` prints.
+const TEST_USAGE: &str = "\
+usage: cargo xtask test [--godot-only] [FILTER]
+
+  (no option)   cargo test of the workspace, every headless Godot test, the Autobahn conformance
+                cases, the TLS tests again with native-tls, then the release checks (package, docs,
+                workflows); ends with `N passed, N failed`
+  --godot-only  leave out cargo test
+  FILTER        only the Godot tests whose `script::method` contains it (conformance, tls: those
+                too); a FILTER naming package, docs or workflows runs only those release checks
+  -h, --help    this text";
+
+/// Whether a task's arguments ask for its usage.
+fn wants_help(args: &[String]) -> bool {
+    args.iter().skip(1).any(|a| a == "-h" || a == "--help")
+}
+
 /// Builds the release extension and load generator, then runs the benchmarks.
 fn bench_command(args: &[String]) -> Result<ExitCode, String> {
-    let only = match args.iter().position(|a| a == "--only").map(|i| args.get(i + 1)) {
-        Some(Some(parts)) => parts.split(',').map(str::to_string).collect(),
-        Some(None) => return Err("--only needs parts, e.g. --only raw:ours,rpc".into()),
-        None => Vec::new(),
+    let Some(options) = bench::Options::parse(&args[1..])? else {
+        println!("{}", bench::USAGE);
+        return Ok(ExitCode::SUCCESS);
     };
-    let options = bench::Options { quick: args.iter().any(|a| a == "--quick"), only };
     build_with(true, Backend::Rustls)?;
     process::run_checked(Command::new(env!("CARGO")).current_dir(root()).args(["build", "--release", "-p", "websocket_rs_bench"]))?;
     let loadgen = target_dir().join("release").join(if cfg!(windows) { "wsrs-bench.exe" } else { "wsrs-bench" });

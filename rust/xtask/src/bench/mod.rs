@@ -19,7 +19,17 @@
 //! Every message and RPC is checked by its receiver; a run that loses one fails and writes
 //! nothing. Results go to `docs/bench/README.md` and `docs/bench/chart.svg` (`report.rs`); a
 //! `--quick` or `--only` run writes them under `target/bench-quick/` instead.
+//!
+//! `--baseline REV` measures what a change costs (`baseline.rs`): the parts that use our extension
+//! (`raw:ours`, `raw:ours_inline`, `rpc:ours`, `rpc:ours_inline`, or those `--only` names) run with
+//! the extension built from git revision REV (in a worktree under `<target>/bench-baseline/`, with
+//! its own `godot-project/`) and with the working tree's, interleaved (before, after, before, after;
+//! one round each with `--quick`), the load generator being the working tree's for both. It writes
+//! `docs/bench/before-after.md` (`--quick`: `target/bench-quick/before-after.md`): each round's
+//! figures, their means, the change in percent and the round-to-round spread of each build, which
+//! a change must exceed to count as measured. It leaves `README.md` and `chart.svg` alone.
 
+mod baseline;
 mod bun;
 mod compression;
 mod raw;
@@ -53,6 +63,61 @@ pub(super) struct Scale {
     compression_seconds: u64,
 }
 
+impl Scale {
+    /// The full scale, or the smoke run's with `quick`.
+    fn new(quick: bool) -> Scale {
+        if quick {
+            Scale {
+                seconds: 1,
+                latency_seconds: 1,
+                echo_clients: 100,
+                broadcast_clients: 200,
+                idle_clients: 1000,
+                idle_cpu_seconds: 1,
+                rpc_seconds: 1,
+                rpc_latency_seconds: 1,
+                compression_seconds: 1,
+            }
+        } else {
+            Scale {
+                seconds: 10,
+                latency_seconds: 5,
+                echo_clients: 100,
+                broadcast_clients: 1000,
+                idle_clients: 10_000,
+                idle_cpu_seconds: 2,
+                rpc_seconds: 10,
+                rpc_latency_seconds: 5,
+                compression_seconds: 5,
+            }
+        }
+    }
+}
+
+/// What `cargo xtask bench --help` prints.
+pub(crate) const USAGE: &str = "\
+usage: cargo xtask bench [--quick] [--only SELECTORS] [--baseline REV]
+
+  --quick           a smoke run: one second per workload, fewer connections; written to
+                    target/bench-quick/ instead of docs/bench/
+  --only SELECTORS  some parts only, comma-separated, written to target/bench-quick/:
+                    raw, rpc, compression, raw:<ours|ours_inline|builtin|ceiling|bun>,
+                    rpc:<ours|ours_inline|builtin|enet>, compression:<ours|ours_inline|node_ws|python>
+  --baseline REV    before/after: the parts using our extension (raw:ours, raw:ours_inline,
+                    rpc:ours, rpc:ours_inline; --only picks among these) run with the extension
+                    built from git revision REV and with the working tree's, interleaved, two
+                    rounds (one with --quick); writes docs/bench/before-after.md
+                    (--quick: target/bench-quick/before-after.md), not README.md or chart.svg
+  -h, --help        this text
+
+Without --baseline: every part, written to docs/bench/README.md and docs/bench/chart.svg.";
+
+/// Every `--only` selector.
+const SELECTORS: [&str; 16] = [
+    "raw", "rpc", "compression", "raw:ours", "raw:ours_inline", "raw:builtin", "raw:ceiling", "raw:bun", "rpc:ours", "rpc:ours_inline", "rpc:builtin",
+    "rpc:enet", "compression:ours", "compression:ours_inline", "compression:node_ws", "compression:python",
+];
+
 /// What `cargo xtask bench` was asked to do.
 pub(crate) struct Options {
     /// A smoke run: one second per workload, fewer connections; written under `target/`.
@@ -61,9 +126,38 @@ pub(crate) struct Options {
     /// `rpc:<ours|ours_inline|builtin|enet>`, `compression:<ours|ours_inline|node_ws|python>`);
     /// empty for everything.
     pub(crate) only: Vec<String>,
+    /// `--baseline REV`: compare the extension built from this git revision with the working tree's.
+    pub(crate) baseline: Option<String>,
 }
 
 impl Options {
+    /// Parses the arguments after `bench`; Ok(None) when they ask for the usage (`-h`, `--help`).
+    pub(crate) fn parse(args: &[String]) -> Result<Option<Options>, String> {
+        let mut options = Options { quick: false, only: Vec::new(), baseline: None };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "-h" | "--help" => return Ok(None),
+                "--quick" => options.quick = true,
+                "--only" => match args.next().filter(|a| !a.starts_with('-')) {
+                    Some(selectors) => options.only.extend(selectors.split(',').filter(|s| !s.is_empty()).map(str::to_string)),
+                    None => return Err("--only needs parts, e.g. --only raw:ours,rpc".into()),
+                },
+                "--baseline" => match args.next().filter(|a| !a.starts_with('-')) {
+                    Some(rev) => options.baseline = Some(rev.clone()),
+                    None => return Err("--baseline needs a git revision, e.g. --baseline HEAD~1".into()),
+                },
+                other => return Err(format!("unknown argument {other:?} (cargo xtask bench --help lists them)")),
+            }
+        }
+        let allowed: &[&str] = if options.baseline.is_some() { &baseline::SELECTORS } else { &SELECTORS };
+        if let Some(unknown) = options.only.iter().find(|o| !allowed.contains(&o.as_str())) {
+            let with = if options.baseline.is_some() { " with --baseline" } else { "" };
+            return Err(format!("--only {unknown}{with}: choose among {}", allowed.join(", ")));
+        }
+        Ok(Some(options))
+    }
+
     /// Whether the load generator runs against `server`.
     fn runs_server(&self, server: Server) -> bool {
         self.only.is_empty() || self.only.iter().any(|o| o == "raw" || *o == format!("raw:{}", server.key()))
@@ -88,40 +182,12 @@ impl Options {
 
 /// Runs every workload against every server, then the RPC workload, then the compression part;
 /// Ok(false) when a run lost, reordered or corrupted a message (or agreed to the wrong
-/// compression).
+/// compression). With `--baseline`, the before/after comparison instead (`baseline.rs`).
 pub(crate) fn run(godot: &Path, root: &Path, loadgen: &Path, target_dir: &Path, options: &Options) -> Result<bool, String> {
-    let known = [
-        "raw", "rpc", "compression", "raw:ours", "raw:ours_inline", "raw:builtin", "raw:ceiling", "raw:bun", "rpc:ours", "rpc:ours_inline",
-        "rpc:builtin", "rpc:enet", "compression:ours", "compression:ours_inline", "compression:node_ws", "compression:python",
-    ];
-    if let Some(unknown) = options.only.iter().find(|o| !known.contains(&o.as_str())) {
-        return Err(format!("--only {unknown}: choose among {}", known.join(", ")));
+    if let Some(rev) = &options.baseline {
+        return baseline::run(godot, root, loadgen, target_dir, rev, options);
     }
-    let scale = if options.quick {
-        Scale {
-            seconds: 1,
-            latency_seconds: 1,
-            echo_clients: 100,
-            broadcast_clients: 200,
-            idle_clients: 1000,
-            idle_cpu_seconds: 1,
-            rpc_seconds: 1,
-            rpc_latency_seconds: 1,
-            compression_seconds: 1,
-        }
-    } else {
-        Scale {
-            seconds: 10,
-            latency_seconds: 5,
-            echo_clients: 100,
-            broadcast_clients: 1000,
-            idle_clients: 10_000,
-            idle_cpu_seconds: 2,
-            rpc_seconds: 10,
-            rpc_latency_seconds: 5,
-            compression_seconds: 5,
-        }
-    };
+    let scale = Scale::new(options.quick);
     let started = std::time::Instant::now();
     let runs_bun = options.runs_server(Server::Bun);
     let bun = if runs_bun { bun::bun(target_dir) } else { Err("not run (--only)".into()) };

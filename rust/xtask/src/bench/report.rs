@@ -83,7 +83,7 @@ fn advantage(metric: &Metric, ours: Option<f64>, other: Option<f64>) -> Option<f
 }
 
 /// A number with as many digits as it deserves.
-fn format_value(v: f64) -> String {
+pub(super) fn format_value(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
@@ -112,7 +112,8 @@ fn ratio_cell(ratio: Option<f64>) -> String {
     }
 }
 
-fn command_output(program: &str, args: &[&str], dir: &Path) -> String {
+/// What a command prints, trimmed; empty when it cannot run.
+pub(super) fn command_output(program: &str, args: &[&str], dir: &Path) -> String {
     Command::new(program)
         .args(args)
         .current_dir(dir)
@@ -122,7 +123,8 @@ fn command_output(program: &str, args: &[&str], dir: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn machine() -> String {
+/// The CPU, cores, memory and platform, as the reports name this machine.
+pub(super) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))

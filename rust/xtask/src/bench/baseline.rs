@@ -48,7 +48,8 @@ fn describe(dir: &Path, mention_changes: bool) -> String {
 /// `<target_dir>/bench-baseline/target`, installs it into that worktree's addon and imports its
 /// Godot project; the worktree.
 fn prepare_worktree(godot: &Path, root: &Path, target_dir: &Path, rev: &str) -> Result<PathBuf, String> {
-    let full = git(root, &["rev-parse", "--verify", &format!("{rev}^{{commit}}")]).map_err(|e| format!("--baseline {rev}: no such commit ({e})"))?;
+    let full = git(root, &["rev-parse", "--verify", &format!("{rev}^{{commit}}")])
+        .map_err(|e| format!("--baseline {rev}: no such commit ({e})"))?;
     let short = git(root, &["rev-parse", "--short", &full])?;
     let base = target_dir.join("bench-baseline");
     let worktree = base.join(&short);
@@ -73,9 +74,9 @@ fn prepare_worktree(godot: &Path, root: &Path, target_dir: &Path, rev: &str) -> 
     }
     let baseline_target = base.join("target");
     println!("bench: building the extension of {short} (release, {})", baseline_target.display());
-    process::run_checked(
-        Command::new(env!("CARGO")).current_dir(&worktree).args(["build", "--release", "-p", "websocket_rs"]).env("CARGO_TARGET_DIR", &baseline_target),
-    )?;
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.current_dir(&worktree).args(["build", "--release", "-p", "websocket_rs"]).env("CARGO_TARGET_DIR", &baseline_target);
+    process::run_checked(&mut cargo)?;
     let (built, installed) = library_names()?;
     let from = baseline_target.join("release").join(built);
     let to = worktree.join("addons/websocket_rs/bin").join(installed);
@@ -212,7 +213,8 @@ fn signed_percent(p: f64) -> String {
 pub(super) fn table(part: &Part, rounds: usize) -> String {
     let mut md = format!("## {}\n\n", part.title);
     if rounds > 1 {
-        md.push_str("| metric | unit | before, each round | before, mean | after, each round | after, mean | change | spread of one build | measured difference |\n");
+        md.push_str("| metric | unit | before, each round | before, mean | after, each round | after, mean | change ");
+        md.push_str("| spread of one build | measured difference |\n");
         md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---|\n");
     } else {
         md.push_str("| metric | unit | before | after | change | spread of one build | measured difference |\n");
@@ -366,12 +368,12 @@ pub(super) fn run(godot: &Path, root: &Path, loadgen: &Path, target_dir: &Path, 
     let header = format!(
         "Written by `cargo xtask bench{flags}` on {} (the run took {minutes:.1} minutes), Godot {}, {}. \"Before\" is our \
          extension built from the first revision and run with that revision's `godot-project/` (a worktree under \
-         `{}`); \"after\" is the working tree's. The load generator (`rust/bench`) is the working tree's for both. The \
-         workloads are those of [README.md](README.md) (`cargo xtask bench`), at its {} scale.\n\n",
+         `<target>/bench-baseline/`); \"after\" is the working tree's. The load generator (`rust/bench`) is the \
+         working tree's for both. The workloads are those of [README.md](README.md) (`cargo xtask bench`), at its {} \
+         scale.\n\n",
         command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"], root),
         command_output(&godot.display().to_string(), &["--version"], root),
         machine(),
-        target_dir.join("bench-baseline").display(),
         if options.quick { "--quick" } else { "full" },
     );
     let logs = [
@@ -489,14 +491,20 @@ mod tests {
         let part = Part { title: "Load generator: ours".into(), rows: vec![row(false, &[2.0, 2.2], &[2.6, 2.6])] };
         let md = table(&part, 2);
         assert!(md.contains("## Load generator: ours"), "{md}");
-        assert!(md.contains("| echo | messages/s (lower is better) | 2.00 / 2.20 | 2.10 | 2.60 / 2.60 | 2.60 | +23.8% (worse) | 9.5% | **yes: worse** |"), "{md}");
+        let expected = "| echo | messages/s (lower is better) | 2.00 / 2.20 | 2.10 | 2.60 / 2.60 | 2.60 | +23.8% (worse) | 9.5% | **yes: worse** |";
+        assert!(md.contains(expected), "{md}");
         let one_round = table(&Part { title: "t".into(), rows: vec![row(true, &[100.0], &[95.0])] }, 1);
-        assert!(one_round.contains("| echo | messages/s (higher is better) | 100 | 95.0 | -5.0% (worse) | n/a | unknown: one round |"), "{one_round}");
+        let expected = "| echo | messages/s (higher is better) | 100 | 95.0 | -5.0% (worse) | n/a | unknown: one round |";
+        assert!(one_round.contains(expected), "{one_round}");
     }
 
     #[test]
     fn the_noise_summary_counts_rows_beyond_their_spread() {
-        let rows = vec![row(true, &[99.0, 101.0], &[119.0, 121.0]), row(true, &[90.0, 110.0], &[104.0, 106.0]), row(false, &[10.0, 10.0], &[10.5, 10.5])];
+        let rows = vec![
+            row(true, &[99.0, 101.0], &[119.0, 121.0]),
+            row(true, &[90.0, 110.0], &[104.0, 106.0]),
+            row(false, &[10.0, 10.0], &[10.5, 10.5]),
+        ];
         let summary = noise_summary(&[Part { title: "p".into(), rows }], 2);
         assert!(summary.contains("median spread was 2.0% and the largest 20.0%"), "{summary}");
         assert!(summary.contains("2 of them changed by more than their spread: 1 better, 1 worse"), "{summary}");

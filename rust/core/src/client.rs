@@ -12,6 +12,7 @@ use crate::flow::FlowControl;
 use crate::multiplayer;
 use crate::peer::PeerHandle;
 use crate::reactor::{ReactorEvent, ReactorHandle, Start};
+use crate::stats::EndpointStatistics;
 use crate::{ConnectionConfig, Error, PeerId, SERVER_PEER_ID};
 
 /// Something that happened on the client since the last `poll()`.
@@ -64,6 +65,8 @@ pub struct Client {
     handshake_timeout: Duration,
     /// The server broke the protocol after the packets of the last `poll`: close at the next.
     failing: bool,
+    /// The connection's totals, for the process registry (the editor's monitors).
+    stats: Option<EndpointStatistics>,
 }
 
 impl Client {
@@ -122,6 +125,7 @@ impl Client {
         let flow = Arc::new(FlowControl::default());
         let start = Start::Connect { id: SERVER_PEER_ID, host: host.clone(), port, request: Box::new(request), flow: flow.clone(), tls };
         let reactor = ReactorHandle::spawn(start, &config)?;
+        self.stats = Some(EndpointStatistics::new(reactor.counters.clone()));
         self.peer = Some(PeerHandle::new(SERVER_PEER_ID, flow, reactor.commands.clone(), &config, url.to_string()));
         self.reactor = Some(reactor);
         self.target = Some((host, port));
@@ -162,6 +166,13 @@ impl Client {
     /// Takes in what the I/O thread did since the last call (or, without one, serves the socket
     /// now) and appends the events to `out`.
     pub fn poll(&mut self, out: &mut Vec<ClientEvent>) {
+        if let (Some(stats), Some(peer), Some(_)) = (&mut self.stats, &self.peer, &self.reactor) {
+            let established = self.established;
+            stats.publish_if_due(|| {
+                let (inbound, outbound) = peer.queued_bytes();
+                (u64::from(established), inbound as u64, outbound as u64)
+            });
+        }
         let (Some(reactor), Some(peer)) = (&mut self.reactor, &self.peer) else { return };
         let mut ended = false;
         if std::mem::take(&mut self.failing) {
@@ -257,6 +268,9 @@ impl Client {
             if let Some(mut reactor) = self.reactor.take() {
                 reactor.shutdown();
             }
+            if let Some(stats) = &mut self.stats {
+                stats.retire();
+            }
         }
     }
 
@@ -275,6 +289,9 @@ impl Client {
     pub fn close_now(&mut self) {
         if let Some(mut reactor) = self.reactor.take() {
             reactor.shutdown();
+        }
+        if let Some(stats) = &mut self.stats {
+            stats.retire();
         }
         if let Some(peer) = &self.peer {
             peer.mark_closed(&Ending::Lost);

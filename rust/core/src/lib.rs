@@ -28,6 +28,7 @@ mod peer;
 mod proxy;
 mod reactor;
 mod server;
+pub mod stats;
 mod tls;
 
 pub use client::{Client, ClientEvent};
@@ -39,6 +40,7 @@ pub use peer::{PeerHandle, ReadyState};
 pub use connection::HandshakeRequest;
 pub use proxy::TrustedProxies;
 pub use server::{Recipients, Server, ServerEvent};
+pub use stats::{PeerStatistics, ProcessTotals, Refusal, ServerStatistics};
 pub use tls::{TlsClientSettings, TlsServerSettings, BACKEND as TLS_BACKEND};
 pub use tungstenite::Bytes;
 

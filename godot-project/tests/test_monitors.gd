@@ -7,10 +7,10 @@ extends "res://tests/test_case.gd"
 const IDS := [
 	"websocket/peers",
 	"websocket/handshaking",
-	"websocket/messages_in_per_second",
-	"websocket/messages_out_per_second",
-	"websocket/bytes_in_per_second",
-	"websocket/bytes_out_per_second",
+	"websocket/messages_received_per_second",
+	"websocket/messages_sent_per_second",
+	"websocket/bytes_received_per_second",
+	"websocket/bytes_sent_per_second",
 	"websocket/mean_round_trip_time",
 	"websocket/queued_outbound_bytes",
 	"websocket/queued_inbound_bytes",
@@ -86,11 +86,11 @@ func test_monitors_follow_a_server_and_a_client_exchanging_messages() -> void:
 		await get_tree().process_frame
 	print("MEASURE: highest monitor values while traffic flowed: %s" % JSON.stringify(seen))
 	check_eq(seen["websocket/peers"], 2.0, "peers while connected (the server's peer and the client's link, both in this process)")
-	for key in ["websocket/messages_in_per_second", "websocket/messages_out_per_second"]:
+	for key in ["websocket/messages_received_per_second", "websocket/messages_sent_per_second"]:
 		# Each message counts once where it is sent and once where it arrives (both ends are in
 		# this process), echoed: far more than 10 a second either way.
 		check(seen[key] > 10.0, "%s while traffic flows: %s" % [key, seen[key]])
-	for key in ["websocket/bytes_in_per_second", "websocket/bytes_out_per_second"]:
+	for key in ["websocket/bytes_received_per_second", "websocket/bytes_sent_per_second"]:
 		check(seen[key] > 10000.0, "%s while traffic flows: %s" % [key, seen[key]])
 	var rtt: float = seen["websocket/mean_round_trip_time"]
 	check(rtt > 0.0 and rtt < 1.0, "mean round-trip time with the heartbeat on, in seconds: %s" % rtt)
@@ -99,8 +99,8 @@ func test_monitors_follow_a_server_and_a_client_exchanging_messages() -> void:
 	await until(func(): return has_event(server_events, "client_disconnected"), [server, client], 5.0, "the server sees the close")
 	server.stop()
 	await until(func(): return Performance.get_custom_monitor("websocket/peers") == 0.0, [server, client], 5.0, "peers monitor back to 0")
-	await until(func(): return Performance.get_custom_monitor("websocket/messages_in_per_second") == 0.0 \
-		and Performance.get_custom_monitor("websocket/bytes_out_per_second") == 0.0, [server, client], 5.0, "rates back to 0")
+	await until(func(): return Performance.get_custom_monitor("websocket/messages_received_per_second") == 0.0 \
+		and Performance.get_custom_monitor("websocket/bytes_sent_per_second") == 0.0, [server, client], 5.0, "rates back to 0")
 	check_eq(Performance.get_custom_monitor("websocket/mean_round_trip_time"), 0.0, "no round-trip time without peers")
 
 

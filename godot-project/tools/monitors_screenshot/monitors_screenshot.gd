@@ -14,9 +14,9 @@
 extends EditorPlugin
 
 const SCENE := "res://addons/monitors_screenshot/traffic.tscn"
-## Seconds the graphs fill before the picture is taken (a graph moves 5 pixels a second divided
-## by its number of columns, so 60 s fill about half of a 3 x 3 grid).
-const FILL_SECONDS := 60.0
+## Seconds the graphs fill before the picture is taken (a graph moves about 1.7 pixels a second
+## in the 3 x 3 grid: 90 s fill most of it).
+const FILL_SECONDS := 90.0
 
 
 ## The game's process id, or 0.

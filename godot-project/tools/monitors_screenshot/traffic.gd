@@ -7,9 +7,9 @@ extends Node
 
 const CLIENTS := 4
 ## Seconds between two clients joining.
-const JOIN_EVERY := 4.0
+const JOIN_EVERY := 6.0
 ## Seconds after which the last client leaves.
-const LAST_LEAVES_AT := 40.0
+const LAST_LEAVES_AT := 60.0
 const HEARTBEAT := 0.5
 
 var server := WebSocketServer.new()
@@ -18,6 +18,7 @@ var clients: Array[WebSocketClient] = []
 var owed: Array[float] = []
 var started_ms := Time.get_ticks_msec()
 var last_left := false
+var crypto := Crypto.new()
 
 
 func _ready() -> void:
@@ -58,9 +59,9 @@ func _process(delta: float) -> void:
 		if peer == null or peer.get_ready_state() != WebSocketConnection.STATE_OPEN:
 			continue
 		# Between 10 and 70 messages a second, each client on its own phase.
-		owed[i] += (40.0 + 30.0 * sin(seconds * 0.3 + i * 1.7)) * delta
-		var payload := PackedByteArray()
-		payload.resize(100 + 300 * i)
+		owed[i] += (40.0 + 30.0 * sin(seconds * 0.25 + i * 1.7)) * delta
+		# Random bytes, so that permessage-deflate leaves them as they are on the wire.
+		var payload := crypto.generate_random_bytes(100 + 300 * i)
 		while owed[i] >= 1.0:
 			peer.put_packet(payload)
 			owed[i] -= 1.0

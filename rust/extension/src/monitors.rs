@@ -24,7 +24,7 @@ pub(crate) const ENABLED_SETTING: &str = "websocket_rs/monitors/enabled";
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 /// One monitor: its id (`group/name` in snake case, which the Monitors tab shows as
-/// "WebSocket" > "Messages in per Second"), how the editor formats it, and its value.
+/// "WebSocket" > "Messages Received per Second"), how the editor formats it, and its value.
 struct Monitor {
     id: &'static str,
     kind: MonitorType,
@@ -35,10 +35,10 @@ struct Monitor {
 const MONITORS: &[Monitor] = &[
     Monitor { id: "websocket/peers", kind: MonitorType::QUANTITY, value: |t, _| t.peers as f64 },
     Monitor { id: "websocket/handshaking", kind: MonitorType::QUANTITY, value: |t, _| t.handshaking as f64 },
-    Monitor { id: "websocket/messages_in_per_second", kind: MonitorType::QUANTITY, value: |_, r| r.messages_in },
-    Monitor { id: "websocket/messages_out_per_second", kind: MonitorType::QUANTITY, value: |_, r| r.messages_out },
-    Monitor { id: "websocket/bytes_in_per_second", kind: MonitorType::MEMORY, value: |_, r| r.bytes_in },
-    Monitor { id: "websocket/bytes_out_per_second", kind: MonitorType::MEMORY, value: |_, r| r.bytes_out },
+    Monitor { id: "websocket/messages_received_per_second", kind: MonitorType::QUANTITY, value: |_, r| r.messages_received },
+    Monitor { id: "websocket/messages_sent_per_second", kind: MonitorType::QUANTITY, value: |_, r| r.messages_sent },
+    Monitor { id: "websocket/bytes_received_per_second", kind: MonitorType::MEMORY, value: |_, r| r.bytes_received },
+    Monitor { id: "websocket/bytes_sent_per_second", kind: MonitorType::MEMORY, value: |_, r| r.bytes_sent },
     // TIME monitors are in seconds; the editor shows them as milliseconds.
     Monitor { id: "websocket/mean_round_trip_time", kind: MonitorType::TIME, value: |t, _| mean_rtt_seconds(t) },
     Monitor { id: "websocket/queued_outbound_bytes", kind: MonitorType::MEMORY, value: |t, _| t.queued_outbound_bytes as f64 },
@@ -63,19 +63,19 @@ fn mean_rtt_seconds(totals: &ProcessTotals) -> f64 {
 /// The cumulative counters a rate is computed from.
 #[derive(Clone, Copy, Default, PartialEq, Debug)]
 struct Counters {
-    messages_in: u64,
-    messages_out: u64,
-    bytes_in: u64,
-    bytes_out: u64,
+    messages_received: u64,
+    messages_sent: u64,
+    bytes_received: u64,
+    bytes_sent: u64,
 }
 
 impl Counters {
     fn of(totals: &ProcessTotals) -> Self {
         Counters {
-            messages_in: totals.messages_received,
-            messages_out: totals.messages_sent,
-            bytes_in: totals.bytes_received,
-            bytes_out: totals.bytes_sent,
+            messages_received: totals.messages_received,
+            messages_sent: totals.messages_sent,
+            bytes_received: totals.bytes_received,
+            bytes_sent: totals.bytes_sent,
         }
     }
 }
@@ -83,10 +83,10 @@ impl Counters {
 /// Per-second rates of [`Counters`].
 #[derive(Clone, Copy, Default, PartialEq, Debug)]
 struct Rates {
-    messages_in: f64,
-    messages_out: f64,
-    bytes_in: f64,
-    bytes_out: f64,
+    messages_received: f64,
+    messages_sent: f64,
+    bytes_received: f64,
+    bytes_sent: f64,
 }
 
 /// Rates over the last window of at least [`RATE_WINDOW`]: the sample that opened the window
@@ -113,10 +113,10 @@ impl RateMeter {
         let seconds = elapsed.as_secs_f64();
         let rate = |after: u64, before: u64| after.saturating_sub(before) as f64 / seconds;
         self.rates = Rates {
-            messages_in: rate(counters.messages_in, before.messages_in),
-            messages_out: rate(counters.messages_out, before.messages_out),
-            bytes_in: rate(counters.bytes_in, before.bytes_in),
-            bytes_out: rate(counters.bytes_out, before.bytes_out),
+            messages_received: rate(counters.messages_received, before.messages_received),
+            messages_sent: rate(counters.messages_sent, before.messages_sent),
+            bytes_received: rate(counters.bytes_received, before.bytes_received),
+            bytes_sent: rate(counters.bytes_sent, before.bytes_sent),
         };
         self.window_start = Some((now, counters));
         self.rates
@@ -197,7 +197,7 @@ mod tests {
     use super::*;
 
     fn counters(messages: u64, bytes: u64) -> Counters {
-        Counters { messages_in: messages, messages_out: messages * 2, bytes_in: bytes, bytes_out: bytes * 2 }
+        Counters { messages_received: messages, messages_sent: messages * 2, bytes_received: bytes, bytes_sent: bytes * 2 }
     }
 
     #[test]
@@ -208,7 +208,7 @@ mod tests {
         // Half a second later the window is still open: no rate yet.
         assert_eq!(meter.sample(start + Duration::from_millis(500), counters(5, 500)), Rates::default());
         let rates = meter.sample(start + Duration::from_secs(2), counters(20, 2000));
-        assert_eq!(rates, Rates { messages_in: 10.0, messages_out: 20.0, bytes_in: 1000.0, bytes_out: 2000.0 });
+        assert_eq!(rates, Rates { messages_received: 10.0, messages_sent: 20.0, bytes_received: 1000.0, bytes_sent: 2000.0 });
         // The next window starts where that one ended; until it is a second old the rates stay.
         assert_eq!(meter.sample(start + Duration::from_millis(2500), counters(100, 9000)), rates);
         let idle = meter.sample(start + Duration::from_secs(3), counters(20, 2000));

@@ -44,13 +44,13 @@ pub(crate) fn screenshot(godot: &Path, sample: &Path, png: &Path) -> Result<(), 
     let shot = project.join("monitors-full.png");
     let mut command = Command::new(&xvfb_run);
     command
-        .args(["--auto-servernum", "--server-args=-screen 0 1600x1000x24"])
+        .args(["--auto-servernum", "--server-args=-screen 0 1920x1080x24"])
         .arg(godot)
         .args(["--editor", "--path"])
         .arg(&project)
-        .args(["--audio-driver", "Dummy", "--rendering-method", "gl_compatibility", "--rendering-driver", "opengl3", "--resolution", "1600x1000"])
+        .args(["--audio-driver", "Dummy", "--rendering-method", "gl_compatibility", "--rendering-driver", "opengl3", "--resolution", "1920x1080"])
         .args(["--", &format!("--monitors-screenshot={}", shot.display()), &format!("--godot={}", godot.display())]);
-    let run = process::run_bounded(&mut command, Duration::from_secs(240), process::Echo::Quiet)?;
+    let run = process::run_bounded(&mut command, Duration::from_secs(300), process::Echo::Quiet)?;
     for line in run.output.lines().filter(|l| l.starts_with("monitors screenshot:")) {
         println!("xtask: {line}");
     }
@@ -60,12 +60,12 @@ pub(crate) fn screenshot(godot: &Path, sample: &Path, png: &Path) -> Result<(), 
     if let Some(dir) = png.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    // The plugin saved the bottom panel's rectangle next to the picture: cut, scale, 256 colours.
+    // The plugin saved the bottom panel's rectangle next to the picture: cut, scale, 128 colours.
     let crop = std::fs::read_to_string(shot.with_extension("crop")).map_err(|e| format!("no crop rectangle from the plugin: {e}"))?;
     let mut shrink = Command::new(convert);
     shrink
         .arg(&shot)
-        .args(["-crop", crop.trim(), "+repage", "-resize", &format!("{WIDTH}x>"), "-colors", "256", "-strip"])
+        .args(["-crop", crop.trim(), "+repage", "-resize", &format!("{WIDTH}x>"), "-colors", "128", "-strip"])
         .arg(png);
     let out = shrink.output().map_err(|e| format!("cannot run convert: {e}"))?;
     if !out.status.success() {

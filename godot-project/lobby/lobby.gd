@@ -8,6 +8,9 @@
 ##   godot --headless --path godot-project res://lobby/lobby.tscn -- --role=client --port=9090 --name=alice
 ## Headless clients are scripted: they chat, walk to a spot, and print what they see of the others.
 ## Transcript lines are printed with a leading "| ".
+## A network overlay (bottom left) lists every link with its ping and its traffic: on the server
+## one line per player, on a client its link to the server. Headless, each process prints those
+## lines when its script is done.
 extends Node2D
 
 const SCRIPTED_LINES := {
@@ -16,6 +19,10 @@ const SCRIPTED_LINES := {
 }
 const SCRIPTED_TARGETS := {"alice": Vector2(300, 120), "bob": Vector2(120, 300)}
 const SPEED := 200.0
+## Seconds between two pings on every link; the ping column needs a heartbeat.
+const HEARTBEAT := 1.0
+## Seconds between two refreshes of the network overlay (rates are over that window).
+const NETWORK_EVERY := 0.5
 
 var players: Node2D
 var spawner: MultiplayerSpawner
@@ -33,6 +40,10 @@ var target := Vector2.ZERO
 var chat_seen: Array = []
 var reported_done := false
 var ui: Dictionary = {}
+## Network overlay: per link (peer id), the statistics of the previous refresh and their time.
+var previous_stats := {}
+## Network overlay: one line per link, as of the last refresh.
+var network_lines := PackedStringArray()
 
 
 func _ready() -> void:
@@ -44,6 +55,11 @@ func _ready() -> void:
 	spawner.spawn_function = _spawn_player
 	add_child(spawner)
 	spawner.spawn_path = spawner.get_path_to(players)
+	var network_timer := Timer.new()
+	network_timer.wait_time = NETWORK_EVERY
+	network_timer.timeout.connect(_refresh_network)
+	add_child(network_timer)
+	network_timer.start()
 	multiplayer.peer_connected.connect(_on_peer_connected)
 	multiplayer.peer_disconnected.connect(_on_peer_disconnected)
 	multiplayer.connected_to_server.connect(_on_connected_to_server)
@@ -75,6 +91,7 @@ func _ready() -> void:
 
 func _host(port: int) -> void:
 	var server := WebSocketServer.new()
+	server.heartbeat_interval = HEARTBEAT
 	var err := server.create_server(port)
 	if err != OK:
 		_say("server: cannot listen on port %d (%s)" % [port, error_string(err)])
@@ -90,6 +107,7 @@ func _host(port: int) -> void:
 
 func _join(host: String, port: int) -> void:
 	var client := WebSocketClient.new()
+	client.heartbeat_interval = HEARTBEAT
 	var err := client.create_client("ws://%s:%d/lobby" % [host, port])
 	if err != OK:
 		_say("%s: cannot connect (%s)" % [my_name, error_string(err)])
@@ -164,6 +182,7 @@ func script_done() -> void:
 	done_peers[multiplayer.get_remote_sender_id()] = true
 	_say("server: %s finished its script (%d of %d)" % [names.get(multiplayer.get_remote_sender_id(), "?"), done_peers.size(), expected_players])
 	if done_peers.size() >= expected_players:
+		_say_network()
 		everyone_done.rpc()
 
 
@@ -239,7 +258,58 @@ func _run_script(me: Node2D, delta: float) -> void:
 		return
 	reported_done = true
 	_say("%s: reached %s, script done" % [my_name, me.position])
+	_say_network()
 	script_done.rpc_id(1)
+
+
+## The links the overlay lists, as [peer id, name, statistics Dictionary, ping in ms] each: on the server
+## every connected peer, on a client its link to the server.
+func _network_links() -> Array:
+	var peer := multiplayer.multiplayer_peer
+	var links := []
+	if peer is WebSocketServer:
+		for id in multiplayer.get_peers():
+			var connection: WebSocketConnection = peer.get_peer(id)
+			if connection != null:
+				links.append([id, names.get(id, "peer %d" % id), connection.get_statistics(), connection.get_round_trip_time()])
+	elif peer is WebSocketClient:
+		links.append([1, "server", peer.get_statistics(), peer.get_round_trip_time()])
+	return links
+
+
+## Recomputes the overlay's lines: ping, and messages and bytes (on the wire) per second each way
+## since the previous refresh.
+func _refresh_network() -> void:
+	var now := Time.get_ticks_usec()
+	var lines := PackedStringArray()
+	var seen := {}
+	for link in _network_links():
+		var id: int = link[0]
+		var stats: Dictionary = link[2]
+		seen[id] = true
+		var before: Dictionary = previous_stats.get(id, {})
+		previous_stats[id] = {"time": now, "stats": stats}
+		var ping: float = link[3]
+		var line := "%-10s ping %s" % [link[1], ("%.1f ms" % ping) if ping > 0.0 else "-"]
+		if not before.is_empty():
+			var seconds := maxf((now - int(before["time"])) / 1000000.0, 0.001)
+			var rate := func(key: String) -> float: return (int(stats.get(key, 0)) - int(before["stats"].get(key, 0))) / seconds
+			line += "   in %d msg/s %s/s   out %d msg/s %s/s" % [
+				roundi(rate.call("messages_received")), String.humanize_size(roundi(rate.call("wire_bytes_received"))),
+				roundi(rate.call("messages_sent")), String.humanize_size(roundi(rate.call("wire_bytes_sent")))]
+		lines.append(line)
+	for id in previous_stats.keys():
+		if not seen.has(id):
+			previous_stats.erase(id)
+	network_lines = lines
+	if ui.has("network"):
+		ui["network"].text = "Network (%s)\n%s" % [my_name, "\n".join(lines) if not lines.is_empty() else "no links"]
+
+
+## Headless: prints the overlay's lines to the transcript.
+func _say_network() -> void:
+	for line in network_lines:
+		_say("%s network: %s" % [my_name, line])
 
 
 func _finish(code: int) -> void:
@@ -278,7 +348,14 @@ func _build_menu() -> void:
 	chat_edit.placeholder_text = "say something, Enter to send"
 	for control in [name_edit, address_edit, buttons, chat, chat_edit]:
 		panel.add_child(control)
-	ui = {"chat": chat}
+	var network := Label.new()
+	network.position = Vector2(16, 440)
+	var monospace := SystemFont.new()
+	monospace.font_names = PackedStringArray(["monospace"])
+	network.add_theme_font_override("font", monospace)
+	network.text = "Network: not connected"
+	layer.add_child(network)
+	ui = {"chat": chat, "network": network}
 	var port_of := func() -> int: return int(address_edit.text.get_slice(":", 1)) if address_edit.text.contains(":") else 9090
 	host_button.pressed.connect(func():
 		my_name = name_edit.text

@@ -7,6 +7,7 @@ use godot::prelude::*;
 mod client;
 mod connection;
 mod errors;
+mod monitors;
 mod multiplayer_peer;
 mod server;
 mod settings;
@@ -22,4 +23,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct WebSocketRsExtension;
 
 #[gdextension]
-unsafe impl ExtensionLibrary for WebSocketRsExtension {}
+unsafe impl ExtensionLibrary for WebSocketRsExtension {
+    /// Adds the editor monitors once Godot has started (`Performance` and `ProjectSettings` exist).
+    fn on_stage_init(stage: InitStage) {
+        if stage == InitStage::MainLoop {
+            monitors::add();
+        }
+    }
+
+    /// Removes the editor monitors before Godot shuts down.
+    fn on_stage_deinit(stage: InitStage) {
+        if stage == InitStage::MainLoop {
+            monitors::remove();
+        }
+    }
+}

@@ -247,18 +247,18 @@ renderer/rendering_method=\"gl_compatibility\"
 ";
 
 #[cfg(unix)]
-fn link_dir(target: &Path, link: &Path) -> Result<(), String> {
+pub(crate) fn link_dir(target: &Path, link: &Path) -> Result<(), String> {
     std::os::unix::fs::symlink(target, link).map_err(|e| format!("cannot link {}: {e}", link.display()))
 }
 
 #[cfg(not(unix))]
-fn link_dir(_target: &Path, _link: &Path) -> Result<(), String> {
+pub(crate) fn link_dir(_target: &Path, _link: &Path) -> Result<(), String> {
     Err("the editor screenshot runs on Linux (Xvfb) only".into())
 }
 
 /// `xvfb-run`, with Debian's `xvfb` package installed when missing (as root or through
 /// password-less sudo).
-fn ensure_xvfb() -> Result<PathBuf, String> {
+pub(crate) fn ensure_xvfb() -> Result<PathBuf, String> {
     let find = || {
         let out = Command::new("sh").args(["-c", "command -v xvfb-run"]).output().ok()?;
         let path = String::from_utf8_lossy(&out.stdout).trim().to_string();

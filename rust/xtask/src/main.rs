@@ -22,9 +22,10 @@
 //! - `package [--prebuilt DIR] [--test]`: write `target/package/websocket_rs-<version>.zip` with
 //!   `addons/websocket_rs/` (this platform's release build, or every library from DIR);
 //!   `--test` unzips it into an empty Godot project and runs an echo there (also in `test`);
-//! - `docs [--screenshot]`: the editor's class reference from `godot --doctool`, failing on any
-//!   member without a description (also in `test`); `--screenshot` photographs the editor's
-//!   WebSocketServer help page under Xvfb into `docs/editor-help.png`;
+//! - `docs [--screenshot] [--monitors-screenshot]`: the editor's class reference from `godot
+//!   --doctool`, failing on any member without a description (also in `test`); `--screenshot`
+//!   photographs the editor's WebSocketServer help page under Xvfb into `docs/editor-help.png`,
+//!   `--monitors-screenshot` the WebSocket graphs in Debugger > Monitors into `docs/monitors.png`;
 //! - `workflows`: checks `.github/workflows/*.yml` against the GitHub workflow schema (also in
 //!   `test`);
 //! - `version`: print the project's version (the root Cargo.toml's).
@@ -35,6 +36,7 @@ mod docs;
 mod fuzz;
 mod godot;
 mod godot_tests;
+mod monitors_screenshot;
 mod package;
 mod peers;
 mod process;
@@ -76,14 +78,14 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Some("package") => package_command(&args),
-        Some("docs") => docs_command(args.iter().any(|a| a == "--screenshot")),
+        Some("docs") => docs_command(args.iter().any(|a| a == "--screenshot"), args.iter().any(|a| a == "--monitors-screenshot")),
         Some("workflows") => workflows::check(&root(), &target_dir()).map(|r| exit_code(r.failed == 0)),
         Some("version") => {
             println!("{}", package::VERSION);
             Ok(ExitCode::SUCCESS)
         }
         _ => {
-            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | fuzz [--seconds N] | bench [--quick] [--only PARTS] [--baseline REV] | godot | package [--prebuilt DIR] [--test] | docs [--screenshot] | workflows | version>");
+            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | fuzz [--seconds N] | bench [--quick] [--only PARTS] [--baseline REV] | godot | package [--prebuilt DIR] [--test] | docs [--screenshot] [--monitors-screenshot] | workflows | version>");
             return ExitCode::from(2);
         }
     };
@@ -376,9 +378,12 @@ fn package_command(args: &[String]) -> Result<ExitCode, String> {
     package::test_zip(&godot, &zip, &target_dir()).map(exit_code)
 }
 
-/// `cargo xtask docs [--screenshot]`.
-fn docs_command(screenshot: bool) -> Result<ExitCode, String> {
+/// `cargo xtask docs [--screenshot] [--monitors-screenshot]`.
+fn docs_command(screenshot: bool, monitors_screenshot: bool) -> Result<ExitCode, String> {
     let godot = prepare_godot()?;
+    if monitors_screenshot {
+        monitors_screenshot::screenshot(&godot, &root().join("godot-project"), &root().join("docs/monitors.png"))?;
+    }
     let report = docs::check(&godot, &root().join("godot-project"), &target_dir())?;
     if screenshot {
         docs::screenshot(&godot, &root().join("godot-project"), &root().join("docs/editor-help.png"))?;

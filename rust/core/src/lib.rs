@@ -27,6 +27,7 @@ mod packet;
 mod peer;
 mod proxy;
 mod reactor;
+mod reconnect;
 mod server;
 mod tls;
 
@@ -38,6 +39,7 @@ pub use packet::Packet;
 pub use peer::{PeerHandle, ReadyState};
 pub use connection::HandshakeRequest;
 pub use proxy::TrustedProxies;
+pub use reconnect::ReconnectPolicy;
 pub use server::{Recipients, Server, ServerEvent};
 pub use tls::{TlsClientSettings, TlsServerSettings, BACKEND as TLS_BACKEND};
 pub use tungstenite::Bytes;

@@ -17,6 +17,7 @@ use crate::multiplayer;
 use crate::peer::PeerHandle;
 use crate::reactor::{ReactorEvent, ReactorHandle, Start};
 use crate::reconnect::{Reconnect, ReconnectPolicy};
+use crate::stats::EndpointStatistics;
 use crate::{ConnectionConfig, Error, PeerId, SERVER_PEER_ID};
 
 /// Something that happened on the client since the last `poll()`.
@@ -129,6 +130,9 @@ pub struct Client {
     gave_up: bool,
     /// The jitter of the reconnect delays.
     random: fastrand::Rng,
+    /// The connection's totals, for the process registry (the editor's monitors); each
+    /// connection (and reconnect attempt) has its own.
+    stats: Option<EndpointStatistics>,
 }
 
 impl Client {
@@ -212,6 +216,8 @@ impl Client {
             tls,
         };
         let reactor = ReactorHandle::spawn(start, &request.config)?;
+        self.retire_stats();
+        self.stats = Some(EndpointStatistics::new(reactor.counters.clone()));
         let peer = PeerHandle::new(SERVER_PEER_ID, flow.clone(), reactor.commands.clone(), &request.config, request.url.clone());
         self.install_peer(peer, &flow, keep_unread);
         self.reactor = Some(reactor);
@@ -264,6 +270,7 @@ impl Client {
         if let Some(mut reactor) = self.reactor.take() {
             reactor.shutdown();
         }
+        self.retire_stats();
         if let Some(peer) = &self.peer {
             peer.mark_closed(&Ending::Lost);
         }
@@ -299,6 +306,13 @@ impl Client {
             if now >= at {
                 self.start_attempt(attempt, now, out);
             }
+        }
+        if let (Some(stats), Some(peer), Some(_)) = (&mut self.stats, &self.peer, &self.reactor) {
+            let established = self.established;
+            stats.publish_if_due(|| {
+                let (inbound, outbound) = peer.queued_bytes();
+                (u64::from(established), inbound as u64, outbound as u64)
+            });
         }
         let Some(reactor) = &mut self.reactor else { return };
         if std::mem::take(&mut self.failing) {
@@ -401,6 +415,7 @@ impl Client {
         if let Some(mut reactor) = self.reactor.take() {
             reactor.shutdown();
         }
+        self.retire_stats();
         match end {
             End::Closed(ending) => {
                 peer.mark_closed(&ending);
@@ -466,6 +481,13 @@ impl Client {
         }
     }
 
+    /// The connection ended: its totals leave the process registry.
+    fn retire_stats(&mut self) {
+        if let Some(stats) = &mut self.stats {
+            stats.retire();
+        }
+    }
+
     /// Whether the connection is open and, in multiplayer mode, the server has sent our id.
     pub fn is_established(&self) -> bool {
         self.established
@@ -495,6 +517,7 @@ impl Client {
         if let Some(mut reactor) = self.reactor.take() {
             reactor.shutdown();
         }
+        self.retire_stats();
         if let Some(peer) = &self.peer {
             peer.mark_closed(&Ending::Lost);
         }

@@ -14,11 +14,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::config::Limits;
 use crate::error::{Error, OutboundLimit};
+use crate::stats::{PeerStatistics, Traffic};
 use crate::PeerId;
 
-/// Counters shared by the game thread and the I/O thread for one connection.
+/// Counters shared by the game thread and the I/O thread for one connection: the queues'
+/// back-pressure, and the traffic statistics the I/O thread keeps.
 #[derive(Debug, Default)]
 pub(crate) struct FlowControl {
+    /// Messages, bytes and round-trip time, written by the connection (see `stats.rs`).
+    pub(crate) traffic: Traffic,
     inbound_packets: AtomicUsize,
     inbound_bytes: AtomicUsize,
     read_paused: AtomicBool,
@@ -108,6 +112,20 @@ impl FlowControl {
     /// Bytes queued for sending that have not reached the socket yet.
     pub(crate) fn outbound_bytes(&self) -> usize {
         self.outbound_bytes.load(Ordering::SeqCst)
+    }
+
+    /// Game thread: the traffic counters and the queues into `out`.
+    pub(crate) fn read_into(&self, out: &mut PeerStatistics, now: std::time::Instant) {
+        self.traffic.read_into(out, now);
+        out.queued_inbound_messages = self.inbound_packets.load(Ordering::Relaxed) as u64;
+        out.queued_inbound_bytes = self.inbound_bytes.load(Ordering::Relaxed) as u64;
+        out.queued_outbound_messages = self.outbound_packets.load(Ordering::Relaxed) as u64;
+        out.queued_outbound_bytes = self.outbound_bytes.load(Ordering::Relaxed) as u64;
+    }
+
+    /// Payload bytes queued each way: waiting for the game, and waiting for the socket.
+    pub(crate) fn queued_bytes(&self) -> (usize, usize) {
+        (self.inbound_bytes.load(Ordering::Relaxed), self.outbound_bytes.load(Ordering::Relaxed))
     }
 
     /// Messages waiting for the game (as counted by the I/O thread).

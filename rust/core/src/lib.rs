@@ -29,6 +29,7 @@ mod proxy;
 mod reactor;
 mod reconnect;
 mod server;
+pub mod stats;
 mod tls;
 
 pub use client::{Client, ClientEvent};
@@ -41,6 +42,7 @@ pub use connection::HandshakeRequest;
 pub use proxy::TrustedProxies;
 pub use reconnect::ReconnectPolicy;
 pub use server::{Recipients, Server, ServerEvent};
+pub use stats::{PeerStatistics, ProcessTotals, Refusal, ServerStatistics};
 pub use tls::{TlsClientSettings, TlsServerSettings, BACKEND as TLS_BACKEND};
 pub use tungstenite::Bytes;
 

@@ -4,12 +4,15 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
 
 use crate::proxy::TrustedProxies;
+use crate::stats::{EndpointCounters, Refusal};
 use crate::tls::{self, NetStream};
 
 /// Connections beyond `max_connections` that may be in the middle of their 503 answer at once
@@ -33,6 +36,8 @@ pub(crate) struct Listener {
     /// Set when accepting stopped on a resource error with connections left in the backlog:
     /// readiness is edge-triggered, so no new event will come for them; retry at this time.
     retry_at: Option<Instant>,
+    /// The server's totals: connections accepted, refused, failed.
+    counters: Arc<EndpointCounters>,
 }
 
 /// What one accept gave.
@@ -42,10 +47,11 @@ pub(crate) enum Accepted {
     /// A connection beyond `max_connections`, registered (and wrapped in TLS) like a new one,
     /// to be answered HTTP 503 at once; why (reported to the game).
     Full { stream: NetStream, remote: SocketAddr, reason: String },
-    /// A connection turned away; why (reported to the game).
-    Refused { remote: SocketAddr, reason: String },
-    /// A connection dropped without a word (refusing new connections, or registration failed).
-    Dropped,
+    /// A connection turned away; why (reported to the game), and whether for `max_connections`
+    /// (else its TLS failed).
+    Refused { remote: SocketAddr, reason: String, full: bool },
+    /// A connection dropped without a word: refusing new connections, or registration failed.
+    Dropped { refusing_new: bool },
     /// Nothing more to accept for now.
     Done,
 }
@@ -62,7 +68,14 @@ impl Listener {
         token: Token,
     ) -> io::Result<Self> {
         registry.register(&mut socket, token, Interest::READABLE)?;
-        Ok(Listener { socket, tls, max_connections, proxy_before_tls, no_delay, refuse_new: false, retry_at: None })
+        let counters = Arc::default();
+        Ok(Listener { socket, tls, max_connections, proxy_before_tls, no_delay, refuse_new: false, retry_at: None, counters })
+    }
+
+    /// Counts accepted, refused and failed connections into `counters` (the server's totals).
+    pub(crate) fn counting_into(mut self, counters: Arc<EndpointCounters>) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// Turns new connections away at accept (or stops doing so).
@@ -84,6 +97,20 @@ impl Listener {
     /// `refusing` how many it is answering with a refusal, and a new one is registered under
     /// `token`.
     pub(crate) fn accept(&mut self, live: usize, refusing: usize, registry: &Registry, token: Token, now: Instant) -> Accepted {
+        let accepted = self.accept_one(live, refusing, registry, token, now);
+        let counters = &self.counters;
+        match &accepted {
+            Accepted::Connection { .. } => _ = counters.accepted.fetch_add(1, Ordering::Relaxed),
+            Accepted::Full { .. } | Accepted::Refused { full: true, .. } => counters.refused(Refusal::Full),
+            Accepted::Refused { full: false, .. } => _ = counters.failed_handshakes.fetch_add(1, Ordering::Relaxed),
+            Accepted::Dropped { refusing_new: true } => counters.refused(Refusal::NotAccepting),
+            Accepted::Dropped { refusing_new: false } => _ = counters.failed_handshakes.fetch_add(1, Ordering::Relaxed),
+            Accepted::Done => {}
+        }
+        accepted
+    }
+
+    fn accept_one(&mut self, live: usize, refusing: usize, registry: &Registry, token: Token, now: Instant) -> Accepted {
         let (mut stream, remote) = loop {
             match self.socket.accept() {
                 Ok(pair) => break pair,
@@ -105,7 +132,7 @@ impl Listener {
             }
         };
         if self.refuse_new {
-            return Accepted::Dropped;
+            return Accepted::Dropped { refusing_new: true };
         }
         let full = self.max_connections.filter(|&max| live >= max);
         if let Some(max) = full {
@@ -115,12 +142,13 @@ impl Listener {
                 return Accepted::Refused {
                     remote,
                     reason: format!("dropped: max_connections ({max}) reached, and {refusing} more are being refused"),
+                    full: true,
                 };
             }
         }
         let _ = stream.set_nodelay(self.no_delay);
         if registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
-            return Accepted::Dropped;
+            return Accepted::Dropped { refusing_new: false };
         }
         let stream = match &self.tls {
             // Refused connections are answered in TLS: they need no PROXY header read first.
@@ -130,7 +158,7 @@ impl Listener {
             }
             Some(tls) => match tls.accept(stream) {
                 Ok(stream) => stream,
-                Err(err) => return Accepted::Refused { remote, reason: tls::describe_io_error(&err) },
+                Err(err) => return Accepted::Refused { remote, reason: tls::describe_io_error(&err), full: false },
             },
             None => NetStream::Plain(stream),
         };

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::command::{Command, CommandSender, PeerCommand};
 use crate::config::Limits;
@@ -14,6 +14,7 @@ use crate::connection::{Ending, OpenInfo};
 use crate::deflate::DeflateParams;
 use crate::flow::FlowControl;
 use crate::packet::Packet;
+use crate::stats::PeerStatistics;
 use crate::{Error, PeerId};
 
 /// The state of a connection, numbered like Godot's `WebSocketPeer.State`.
@@ -54,6 +55,9 @@ pub(crate) struct Peer {
     /// Whether the server's list of peers with waiting packets names this peer (see
     /// `Server::take_all_packets`).
     listed_as_receiving: bool,
+    /// When the game learnt that the handshake finished, and that the connection ended.
+    opened_at: Option<Instant>,
+    closed_at: Option<Instant>,
 }
 
 /// A shared, game-thread handle to a [`Peer`]. Cloning it is cheap; every clone sees the same peer.
@@ -85,6 +89,8 @@ impl PeerHandle {
             resource_name: String::new(),
             request_headers: Vec::new(),
             requested_url,
+            opened_at: None,
+            closed_at: None,
         })))
     }
 
@@ -288,10 +294,35 @@ impl PeerHandle {
         self.peer().heartbeat
     }
 
+    /// The peer's statistics now: traffic, queues and round-trip time, read from counters the
+    /// I/O thread keeps (no round trip to it).
+    pub fn statistics(&self) -> PeerStatistics {
+        let peer = self.peer();
+        let now = Instant::now();
+        let mut stats = PeerStatistics::default();
+        peer.flow.read_into(&mut stats, now);
+        if let Some(opened) = peer.opened_at {
+            stats.connected_seconds = peer.closed_at.unwrap_or(now).saturating_duration_since(opened).as_secs_f64();
+        }
+        stats
+    }
+
+    /// The smoothed round-trip time in milliseconds, from the heartbeat's pings (0 before the
+    /// first pong).
+    pub fn round_trip_time_ms(&self) -> f64 {
+        self.peer().flow.traffic.rtt_ms()
+    }
+
+    /// Payload bytes queued each way: waiting for the game, and waiting for the socket.
+    pub(crate) fn queued_bytes(&self) -> (usize, usize) {
+        self.peer().flow.queued_bytes()
+    }
+
     pub(crate) fn mark_open(&self, info: OpenInfo) {
         let peer = &mut *self.0.borrow_mut();
         if peer.state == ReadyState::Connecting {
             peer.state = ReadyState::Open;
+            peer.opened_at = Some(Instant::now());
         }
         peer.remote_addr = info.remote_addr;
         peer.no_delay_at_open = info.no_delay;
@@ -326,6 +357,7 @@ impl PeerHandle {
     pub(crate) fn mark_closed(&self, ending: &Ending) {
         let peer = &mut *self.0.borrow_mut();
         peer.state = ReadyState::Closed;
+        peer.closed_at.get_or_insert_with(Instant::now);
         peer.close = match ending {
             Ending::Clean { code, reason } => Some((*code, reason.clone())),
             Ending::Lost | Ending::Failed { .. } => None,

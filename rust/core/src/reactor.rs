@@ -30,6 +30,7 @@ use crate::connection::{Connection, ConnectionEvent, Ending, HandshakeRequest, O
 use crate::flow::FlowControl;
 use crate::listener::{Accepted, Listener};
 use crate::packet::Packet;
+use crate::stats::EndpointCounters;
 use crate::tls::{self, NetStream};
 use crate::{Error, PeerId};
 
@@ -84,6 +85,8 @@ pub(crate) enum Start {
 pub(crate) struct ReactorHandle {
     pub(crate) commands: CommandSender,
     pub(crate) events: Receiver<ReactorEvent>,
+    /// The totals every connection of this server or client adds to.
+    pub(crate) counters: Arc<EndpointCounters>,
     driver: Driver,
 }
 
@@ -115,6 +118,7 @@ impl ReactorHandle {
         let (command_tx, command_rx) = mpsc::channel();
         let (event_tx, event_rx) = mpsc::channel();
         let settings = Arc::new(Settings::new(config));
+        let counters = settings.counters.clone();
         let (no_delay, max_connections) = (config.no_delay, config.max_connections);
         if !config.io_thread {
             let mut reactor = Box::new(Reactor::new(poll, command_rx, None, event_tx, settings, no_delay));
@@ -124,6 +128,7 @@ impl ReactorHandle {
             return Ok(ReactorHandle {
                 commands: CommandSender::new(command_tx, wake),
                 events: event_rx,
+                counters,
                 driver: Driver::Inline { reactor },
             });
         }
@@ -139,6 +144,7 @@ impl ReactorHandle {
         Ok(ReactorHandle {
             commands: CommandSender::new(command_tx, Wake::Thread { waker, pending: wake_pending }),
             events: event_rx,
+            counters,
             driver: Driver::Thread(Some(thread)),
         })
     }
@@ -198,6 +204,8 @@ struct Slot {
     flush_queued: bool,
     /// Whether it was counted in `Reactor::refusing` (see `Connection::is_refusing`).
     refusing: bool,
+    /// Whether it was counted in `Reactor::open`.
+    open: bool,
 }
 
 pub(crate) struct Reactor {
@@ -221,6 +229,8 @@ pub(crate) struct Reactor {
     /// Server: connections being refused (answer going out, or lingering); they do not count
     /// toward `max_connections`.
     refusing: usize,
+    /// Open connections (the others are handshaking or being refused).
+    open: usize,
     running: bool,
 }
 
@@ -248,6 +258,7 @@ impl Reactor {
             deadlines: BinaryHeap::new(),
             to_flush: Vec::new(),
             refusing: 0,
+            open: 0,
             running: true,
         }
     }
@@ -275,7 +286,8 @@ impl Reactor {
             Start::Listen { listener, tls } => {
                 let registry = self.poll.registry();
                 let proxy_before_tls = (self.settings.proxy_protocol && tls.is_some()).then(|| self.settings.trusted_proxies.clone());
-                self.listener = Some(Listener::new(listener, tls, max_connections, proxy_before_tls, self.no_delay, registry, LISTENER)?);
+                let listener = Listener::new(listener, tls, max_connections, proxy_before_tls, self.no_delay, registry, LISTENER)?;
+                self.listener = Some(listener.counting_into(self.settings.counters.clone()));
             }
             Start::Connect { id, host, port, request, flow, tls } => {
                 self.tls_client = tls;
@@ -293,7 +305,7 @@ impl Reactor {
     }
 
     fn insert(&mut self, id: PeerId, conn: Connection<WsStream>) -> usize {
-        let key = self.slots.insert(Slot { id, conn, connecting: None, scheduled: None, flush_queued: false, refusing: false });
+        let key = self.slots.insert(Slot { id, conn, connecting: None, scheduled: None, flush_queued: false, refusing: false, open: false });
         self.by_id.insert(id, key);
         key
     }
@@ -397,6 +409,15 @@ impl Reactor {
                 self.refusing -= 1;
             }
         }
+        let open = slot.conn.is_open();
+        if open != slot.open {
+            slot.open = open;
+            if open {
+                self.open += 1;
+            } else {
+                self.open -= 1;
+            }
+        }
         if slot.conn.is_finished() {
             self.remove(key);
         } else {
@@ -411,6 +432,8 @@ impl Reactor {
                 }
             }
         }
+        let handshaking = self.slots.len() - self.open - self.refusing;
+        self.settings.counters.handshaking.store(handshaking as u64, Ordering::Relaxed);
         for event in events {
             self.emit(event);
         }
@@ -479,8 +502,8 @@ impl Reactor {
                     self.slots[key].conn.handle_writable(now);
                     self.settle(key);
                 }
-                Accepted::Refused { remote, reason } => self.emit(ReactorEvent::HandshakeFailed { id: None, remote, reason }),
-                Accepted::Dropped => {}
+                Accepted::Refused { remote, reason, .. } => self.emit(ReactorEvent::HandshakeFailed { id: None, remote, reason }),
+                Accepted::Dropped { .. } => {}
                 Accepted::Done => return,
             }
         }
@@ -566,6 +589,9 @@ impl Reactor {
         self.by_id.remove(&slot.id);
         if slot.refusing {
             self.refusing -= 1;
+        }
+        if slot.open {
+            self.open -= 1;
         }
         let registry = self.poll.registry();
         if let Some(connecting) = &mut slot.connecting {

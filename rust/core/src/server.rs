@@ -11,6 +11,7 @@ use crate::multiplayer;
 use crate::packet::Packet;
 use crate::peer::{PeerHandle, ReadyState};
 use crate::reactor::{ReactorEvent, ReactorHandle, Start};
+use crate::stats::{EndpointStatistics, ServerStatistics};
 use crate::{ConnectionConfig, Error, PeerId};
 
 /// Something that happened on the server since the last `poll()`.
@@ -94,6 +95,8 @@ pub struct Server {
     held_handshakes: HashSet<PeerId>,
     /// Set by [`Server::drain`].
     drain: Option<Drain>,
+    /// The totals of the last `listen` (kept after `stop`), and their rates.
+    stats: Option<EndpointStatistics>,
 }
 
 /// Where a drain is.
@@ -137,6 +140,7 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let tls = config.tls_server.as_ref().map(crate::tls::server).transpose()?;
         let reactor = ReactorHandle::spawn(Start::Listen { listener, tls }, &config)?;
+        self.stats = Some(EndpointStatistics::new(reactor.counters.clone()));
         if self.refuse_new {
             reactor.commands.send(Command::SetRefuseNew(true));
         }
@@ -161,6 +165,29 @@ impl Server {
         self.held_handshakes.clear();
         self.drain = None;
         self.local_addr = None;
+        if let Some(stats) = &mut self.stats {
+            stats.retire();
+        }
+    }
+
+    /// The server's statistics now: connections open, handshaking, accepted and refused by
+    /// reason, traffic totals since `listen` and their rates per second, the peers' mean
+    /// round-trip time and queued messages. All zero before the first `listen`; after `stop`,
+    /// the totals of the last run. Costs in proportion to the open peers (for the queues).
+    pub fn statistics(&mut self) -> ServerStatistics {
+        let mut out = ServerStatistics::default();
+        if let Some(stats) = &mut self.stats {
+            stats.read_into(&mut out, Instant::now());
+        }
+        out.open = self.peers.len() as u64;
+        for peer in self.peers.values() {
+            let stats = peer.statistics();
+            out.queued_inbound_messages += stats.queued_inbound_messages;
+            out.queued_inbound_bytes += stats.queued_inbound_bytes;
+            out.queued_outbound_messages += stats.queued_outbound_messages;
+            out.queued_outbound_bytes += stats.queued_outbound_bytes;
+        }
+        out
     }
 
     /// Whether `listen` succeeded and `stop` has not been called since.
@@ -201,6 +228,9 @@ impl Server {
     /// now) and appends the events to `out`. Costs in proportion to what happened, not to how
     /// many peers are connected.
     pub fn poll(&mut self, out: &mut Vec<ServerEvent>) {
+        if let (Some(stats), Some(_)) = (&mut self.stats, &self.reactor) {
+            stats.publish_if_due(|| summarize(&self.peers));
+        }
         let Some(reactor) = &mut self.reactor else { return };
         let multiplayer = self.config.multiplayer;
         self.just_disconnected.clear();
@@ -545,4 +575,11 @@ fn bind_dual_stack(addr: SocketAddr) -> std::io::Result<mio::net::TcpListener> {
         }
         other => other,
     }
+}
+
+/// What the process registry needs of a server's peers: how many are open, and their queued
+/// payload bytes each way.
+pub(crate) fn summarize(peers: &HashMap<PeerId, PeerHandle>) -> (u64, u64, u64) {
+    let (inbound, outbound) = peers.values().map(PeerHandle::queued_bytes).fold((0, 0), |(i, o), (pi, po)| (i + pi, o + po));
+    (peers.len() as u64, inbound as u64, outbound as u64)
 }

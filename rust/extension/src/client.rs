@@ -302,6 +302,23 @@ impl WebSocketClient {
     fn get_connected_port(&self) -> i64 {
         self.core.peer().and_then(|p| p.remote_addr()).map_or(0, |a| i64::from(a.port()))
     }
+
+    /// The smoothed round-trip time to the server in milliseconds (see
+    /// [method WebSocketConnection.get_round_trip_time]; needs `heartbeat_interval`). 0 before
+    /// the first pong and before connecting.
+    #[func]
+    fn get_round_trip_time(&self) -> f64 {
+        self.core.peer().map_or(0.0, |p| p.round_trip_time_ms())
+    }
+
+    /// The statistics of the connection to the server (the keys of
+    /// [method WebSocketConnection.get_statistics]); those of the last connection after it
+    /// closed, all zero before the first `connect_to_url`.
+    #[func]
+    fn get_statistics(&self) -> VarDictionary {
+        let stats = self.core.peer().map(|p| p.statistics()).unwrap_or_default();
+        crate::statistics::peer_dictionary(&stats)
+    }
 }
 
 impl WebSocketClient {

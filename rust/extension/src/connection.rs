@@ -388,6 +388,32 @@ impl WebSocketConnection {
         i64::try_from(self.peer.outbound_buffered()).unwrap_or(i64::MAX)
     }
 
+    /// The smoothed round-trip time to the other side in milliseconds, measured on the I/O
+    /// thread from the pongs to the heartbeat's pings (so a slow frame does not inflate it):
+    /// set `heartbeat_interval` for it to have a value. 0 before the first pong.
+    #[func]
+    fn get_round_trip_time(&self) -> f64 {
+        self.peer.round_trip_time_ms()
+    }
+
+    /// This connection's statistics now, read from counters the I/O thread keeps (no round trip
+    /// to it, cheap enough for every frame). Keys:
+    /// - `rtt_ms`, `rtt_last_ms`, `rtt_variance_ms`: round-trip time, smoothed (as
+    ///   [method get_round_trip_time]), last sample, and how much samples vary; 0 before the
+    ///   first pong (needs `heartbeat_interval`).
+    /// - `messages_sent`, `messages_received`: whole messages written to the socket / received.
+    /// - `bytes_sent`, `bytes_received`: their payload bytes (uncompressed).
+    /// - `wire_bytes_sent`, `wire_bytes_received`: WebSocket frame bytes on the wire (headers,
+    ///   masks, pings, close frames, after compression; not the HTTP upgrade nor TLS).
+    /// - `queued_inbound_messages`, `queued_inbound_bytes`: received, not taken by the game yet.
+    /// - `queued_outbound_messages`, `queued_outbound_bytes`: sent by the game, not written yet.
+    /// - `connected_seconds`: since the handshake finished (frozen once closed).
+    /// - `idle_seconds`: since anything (message, ping, pong) came from the other side.
+    #[func]
+    fn get_statistics(&self) -> VarDictionary {
+        crate::statistics::peer_dictionary(&self.peer.statistics())
+    }
+
     /// Sets `heartbeat_interval`: seconds between pings on this connection, 0 for none. A
     /// negative number prints an error and changes nothing.
     #[func]

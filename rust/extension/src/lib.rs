@@ -10,6 +10,7 @@ mod errors;
 mod multiplayer_peer;
 mod server;
 mod settings;
+mod statistics;
 mod tls;
 
 /// Packets are allocated on the I/O thread and freed on the game thread (and the reverse for

@@ -496,6 +496,42 @@ impl WebSocketServer {
         self.core.is_draining()
     }
 
+    /// The server's totals now. Keys:
+    /// - `open`, `handshaking`: connections open, and in their handshake.
+    /// - `accepted`, `opened`: since `listen`, TCP connections taken into a handshake, and
+    ///   handshakes that finished.
+    /// - `refused`: a `Dictionary` from reason to count since `listen`: `full`
+    ///   (`max_connections`), `not_accepting` (`set_refuse_new_connections`), `draining`,
+    ///   `origin` (`allowed_origins`), `bad_request` (HTTP 400, 426, 431), `rejected`
+    ///   ([method reject_handshake]), `no_verdict` (`verify_handshakes` without an answer in
+    ///   time), `not_websocket` (a plain HTTP request).
+    /// - `failed_handshakes`: timeouts, broken requests or TLS, clients leaving mid-handshake.
+    /// - `health_checks`: answered on `health_check_path`.
+    /// - `messages_sent`, `messages_received`, `bytes_sent`, `bytes_received`, `wire_bytes_sent`,
+    ///   `wire_bytes_received`: totals since `listen`, as in [method WebSocketConnection.get_statistics].
+    /// - `messages_sent_per_second`, `messages_received_per_second`, `bytes_sent_per_second`,
+    ///   `bytes_received_per_second`: over the last window of at least one second (wire bytes).
+    /// - `mean_rtt_ms`: mean smoothed round-trip time of the peers that have one.
+    /// - `queued_inbound_messages`, `queued_inbound_bytes`, `queued_outbound_messages`,
+    ///   `queued_outbound_bytes`: summed over the open peers.
+    ///
+    /// Costs in proportion to the open peers (their queues); all zero before `listen`, the last
+    /// run's totals after `stop`.
+    #[func]
+    fn get_statistics(&mut self) -> VarDictionary {
+        crate::statistics::server_dictionary(&self.core.statistics())
+    }
+
+    /// The statistics of client `id` (the keys of [method WebSocketConnection.get_statistics]).
+    /// An unknown id prints an error and returns an empty `Dictionary`.
+    #[func]
+    fn get_peer_statistics(&self, id: i64) -> VarDictionary {
+        match self.core_peer("get_peer_statistics", id) {
+            Some(peer) => crate::statistics::peer_dictionary(&peer.statistics()),
+            None => VarDictionary::new(),
+        }
+    }
+
     /// Replaces the TLS key and certificate of a listening wss:// server: new connections get
     /// them, connections already made keep theirs (no player is disconnected). Use it when a
     /// certificate is renewed (e.g. Let's Encrypt, every 60-90 days).

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tungstenite::protocol::WebSocketConfig;
@@ -10,6 +11,7 @@ use tungstenite::protocol::WebSocketConfig;
 use crate::config::{ConnectionConfig, Limits};
 use crate::deflate::{DeflateConfig, DeflateParams};
 use crate::proxy::TrustedProxies;
+use crate::stats::EndpointCounters;
 
 /// What every connection of one server or client shares.
 #[derive(Debug)]
@@ -43,6 +45,8 @@ pub(crate) struct Settings {
     /// Server: draining; new upgrades and health checks are answered with 503 (set by the
     /// reactor, read by every connection's upgrade).
     pub(crate) draining: AtomicBool,
+    /// The endpoint's totals, which every connection adds to (`stats.rs`).
+    pub(crate) counters: Arc<EndpointCounters>,
 }
 
 impl Settings {
@@ -64,6 +68,7 @@ impl Settings {
             proxy_protocol: config.proxy_protocol,
             health_check_path: config.health_check_path.clone(),
             draining: AtomicBool::new(false),
+            counters: Arc::default(),
         }
     }
 }

@@ -29,6 +29,7 @@ mod upgrade;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,7 @@ use crate::command::PeerCommand;
 use crate::deflate::{client_accept, DeflateParams, PerMessageDeflate};
 use crate::flow::FlowControl;
 use crate::packet::Packet;
+use crate::stats::{Refusal, RttEstimator};
 
 /// Which end of the connection this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,6 +216,14 @@ pub(crate) struct Connection<S: Transport> {
     last_heard: Instant,
     /// When the last unanswered ping went out.
     ping_sent: Option<Instant>,
+    /// Pings sent: the last one's payload, which its pong carries back.
+    pings: u64,
+    /// Whether the pong of the last ping came (a repeated pong gives no second sample).
+    rtt_sample_taken: bool,
+    /// The round-trip time estimate, from pongs that answer our pings.
+    rtt: RttEstimator,
+    /// Wire bytes (read, written) already added to the statistics.
+    wire_published: (u64, u64),
     events: VecDeque<ConnectionEvent>,
 }
 
@@ -233,6 +243,10 @@ impl<S: Transport> Connection<S> {
             heartbeat: None,
             last_heard: now,
             ping_sent: None,
+            pings: 0,
+            rtt_sample_taken: false,
+            rtt: RttEstimator::default(),
+            wire_published: (0, 0),
             events: VecDeque::new(),
         }
     }
@@ -405,6 +419,7 @@ impl<S: Transport> Connection<S> {
                     let body = format!("the server did not decide within {timeout:?}");
                     let failure = format!("the game did not answer the handshake within {timeout:?} (handshake_timeout); refused with 503");
                     let response = upgrade::http_response(503, &[], &body, false);
+                    self.settings.counters.refused(Refusal::NoVerdict);
                     self.refuse(response, Some(failure), now);
                 }
                 Timer::Handshake => {
@@ -433,11 +448,19 @@ impl<S: Transport> Connection<S> {
     /// Writes every frame the protocol holds to the stream.
     pub(crate) fn flush(&mut self) {
         self.flush_owed = false;
-        let Stage::Open { stream, protocol, close } = &mut self.stage else { return };
-        match protocol.flush(stream) {
+        let Stage::Open { stream, protocol, .. } = &mut self.stage else { return };
+        let flushed = protocol.flush(stream);
+        self.publish_wire_bytes();
+        let Stage::Open { close, .. } = &mut self.stage else { return };
+        match flushed {
             Ok(()) => {
                 let (packets, bytes) = std::mem::take(&mut self.unflushed);
                 self.flow.release_outbound(packets, bytes);
+                let (traffic, totals) = (&self.flow.traffic, &self.settings.counters);
+                traffic.messages_sent.add(packets as u64);
+                traffic.bytes_sent.add(bytes as u64);
+                totals.messages_sent.add(packets as u64);
+                totals.bytes_sent.add(bytes as u64);
             }
             // The writable event will bring us back.
             Err(FlushError::WouldBlock) => {}
@@ -502,6 +525,7 @@ impl<S: Transport> Connection<S> {
                     Err(HeadError::TooLarge) => {
                         let reason = format!("the request head is larger than {MAX_REQUEST_HEAD} bytes or has too many headers");
                         let response = upgrade::http_response(431, &[], &reason, false);
+                        self.settings.counters.refused(Refusal::BadRequest);
                         self.refuse(response, Some(format!("refused with 431: {reason}")), now);
                     }
                     Err(HeadError::Malformed(reason)) => self.handshake_failed(reason),
@@ -602,8 +626,17 @@ impl<S: Transport> Connection<S> {
             }
         }
         match upgrade::decide(&head, &self.settings) {
-            Verdict::Drop(reason) => self.handshake_failed(reason),
-            Verdict::Answer { response, failure } => self.refuse(response, failure, now),
+            Verdict::Drop(reason) => {
+                self.settings.counters.refused(Refusal::NotWebSocket);
+                self.end_handshake(reason);
+            }
+            Verdict::Answer { response, failure, refusal } => {
+                match refusal {
+                    Some(why) => self.settings.counters.refused(why),
+                    None => _ = self.settings.counters.health_checks.fetch_add(1, Ordering::Relaxed),
+                }
+                self.refuse(response, failure, now);
+            }
             Verdict::Upgrade(answer) => {
                 let info = OpenInfo {
                     remote_addr: self.remote,
@@ -644,7 +677,10 @@ impl<S: Transport> Connection<S> {
                 self.answer(response, AfterAnswer::Open { info, after_head }, now);
             }
             // The game refused on purpose: nothing to report back to it.
-            Err((status, body)) => self.refuse(upgrade::http_response(status, &[], &body, false), None, now),
+            Err((status, body)) => {
+                self.settings.counters.refused(Refusal::Rejected);
+                self.refuse(upgrade::http_response(status, &[], &body, false), None, now);
+            }
         }
     }
 
@@ -763,8 +799,14 @@ impl<S: Transport> Connection<S> {
         self.stage = Stage::Open { stream, protocol, close: CloseState::Active };
         self.timers.stop(Timer::Handshake);
         self.last_heard = now;
+        self.flow.traffic.heard(now);
+        self.settings.counters.opened.fetch_add(1, Ordering::Relaxed);
         self.events.push_back(ConnectionEvent::Opened(info));
         self.set_heartbeat(self.settings.heartbeat_interval, now);
+        if self.heartbeat.is_some() {
+            // The first ping at once, so that the round-trip time is known early.
+            self.ping(now);
+        }
         // Data may have arrived together with the handshake.
         self.read_messages(now);
     }
@@ -783,10 +825,12 @@ impl<S: Transport> Connection<S> {
             let read = protocol.read(stream);
             if read.is_ok() {
                 self.last_heard = now;
+                self.flow.traffic.heard(now);
             }
             match read {
                 Ok(Incoming::Message(packet)) => self.deliver(packet),
-                Ok(Incoming::Ping | Incoming::Pong) => {}
+                Ok(Incoming::Ping) => {}
+                Ok(Incoming::Pong(payload)) => self.on_pong(&payload, now),
                 Ok(Incoming::Close { code, reason }) => {
                     if matches!(close, CloseState::Active) {
                         self.events.push_back(ConnectionEvent::CloseRequested { code, reason: reason.clone() });
@@ -815,13 +859,49 @@ impl<S: Transport> Connection<S> {
                 }
             }
         }
+        self.publish_wire_bytes();
         // Replies to pings and close frames are queued by the read; make sure they go out.
         self.flush_owed = true;
     }
 
     fn deliver(&mut self, packet: Packet) {
-        self.flow.delivered(packet.data.len());
+        let len = packet.data.len();
+        self.flow.delivered(len);
+        let (traffic, totals) = (&self.flow.traffic, &self.settings.counters);
+        traffic.messages_received.add(1);
+        traffic.bytes_received.add(len as u64);
+        totals.messages_received.add(1);
+        totals.bytes_received.add(len as u64);
         self.events.push_back(ConnectionEvent::Packet(packet));
+    }
+
+    /// Adds the wire bytes the protocol read and wrote since the last call to the statistics.
+    fn publish_wire_bytes(&mut self) {
+        let Stage::Open { protocol, .. } = &self.stage else { return };
+        let (read, written) = protocol.wire_bytes();
+        let (new_read, new_written) = (read - self.wire_published.0, written - self.wire_published.1);
+        if new_read == 0 && new_written == 0 {
+            return;
+        }
+        self.wire_published = (read, written);
+        let (traffic, totals) = (&self.flow.traffic, &self.settings.counters);
+        traffic.wire_bytes_received.add(new_read);
+        traffic.wire_bytes_sent.add(new_written);
+        totals.wire_bytes_received.add(new_read);
+        totals.wire_bytes_sent.add(new_written);
+    }
+
+    /// A pong came: when it answers our last ping (same payload), a round-trip time sample.
+    fn on_pong(&mut self, payload: &[u8], now: Instant) {
+        let Some(sent) = self.ping_sent else { return };
+        if payload != self.pings.to_be_bytes() || self.rtt_sample_taken {
+            return;
+        }
+        self.rtt_sample_taken = true;
+        let old = (self.rtt.samples > 0).then_some(self.rtt.smoothed);
+        self.rtt.sample(now.saturating_duration_since(sent));
+        self.flow.traffic.set_rtt(&self.rtt);
+        self.settings.counters.rtt_changed(old, Some(self.rtt.smoothed));
     }
 
     /// Queues a message of `len` bytes with `queue` (false: not queued).
@@ -885,12 +965,22 @@ impl<S: Transport> Connection<S> {
             let error = format!("no answer to a ping within {interval:?} (heartbeat_interval); dropped");
             return self.end(Ending::Failed { error });
         }
-        if !protocol.send_ping() {
+        self.timers.set(Timer::Heartbeat, now + interval);
+        self.ping(now);
+    }
+
+    /// Sends the next ping (its payload: how many were sent, which its pong carries back).
+    fn ping(&mut self, now: Instant) {
+        let Stage::Open { protocol, .. } = &mut self.stage else { return };
+        let payload = (self.pings + 1).to_be_bytes();
+        if !protocol.send_ping(&payload) {
             // Closing already: no more pings.
+            self.timers.stop(Timer::Heartbeat);
             return;
         }
+        self.pings += 1;
         self.ping_sent = Some(now);
-        self.timers.set(Timer::Heartbeat, now + interval);
+        self.rtt_sample_taken = false;
         self.flush_owed = true;
     }
 
@@ -901,6 +991,12 @@ impl<S: Transport> Connection<S> {
     }
 
     fn handshake_failed(&mut self, reason: String) {
+        self.settings.counters.failed_handshakes.fetch_add(1, Ordering::Relaxed);
+        self.end_handshake(reason);
+    }
+
+    /// Ends a connection whose handshake did not finish, and says why.
+    fn end_handshake(&mut self, reason: String) {
         self.stage = Stage::Ended;
         self.timers.clear();
         self.events.push_back(ConnectionEvent::HandshakeFailed(reason));
@@ -909,6 +1005,8 @@ impl<S: Transport> Connection<S> {
     /// Ends the connection and reports how: `Closed` for an open one; a client that never opened
     /// reports that connecting failed.
     fn end(&mut self, ending: Ending) {
+        self.publish_wire_bytes();
+        self.forget_rtt();
         let stage = std::mem::replace(&mut self.stage, Stage::Ended);
         self.timers.clear();
         self.flush_owed = false;
@@ -920,6 +1018,22 @@ impl<S: Transport> Connection<S> {
             }
             _ => {}
         }
+    }
+}
+
+impl<S: Transport> Connection<S> {
+    /// Takes this connection's round-trip time out of the endpoint's mean.
+    fn forget_rtt(&mut self) {
+        if self.rtt.samples > 0 {
+            self.settings.counters.rtt_changed(Some(self.rtt.smoothed), None);
+            self.rtt = RttEstimator::default();
+        }
+    }
+}
+
+impl<S: Transport> Drop for Connection<S> {
+    fn drop(&mut self) {
+        self.forget_rtt();
     }
 }
 

@@ -79,8 +79,8 @@ pub(crate) enum Incoming {
     Message(Packet),
     /// A ping (its pong is queued while the connection is active).
     Ping,
-    /// A pong.
-    Pong,
+    /// A pong, and its payload (the payload of the ping it answers).
+    Pong(Bytes),
     /// A close frame: its code (1005 when it had none) and reason. A code that may not be sent
     /// is reported, and answered, as 1002 "Protocol violation".
     Close { code: u16, reason: String },
@@ -253,6 +253,9 @@ pub(crate) struct Protocol {
     out: Vec<u8>,
     /// The RSV1 extension agreed on for this connection, if any.
     extension: Option<Box<dyn PerMessageExtension>>,
+    /// Bytes read from the stream (including those handed over with the upgrade) and written
+    /// to it: the statistics' wire bytes.
+    wire_bytes: (u64, u64),
 }
 
 impl Protocol {
@@ -268,6 +271,7 @@ impl Protocol {
             role,
             limits,
             close: CloseProgress::Active,
+            wire_bytes: (already_read.len() as u64, 0),
             read_buf: BytesMut::from(Bytes::from(already_read)),
             frame: None,
             message: None,
@@ -343,13 +347,19 @@ impl Protocol {
         true
     }
 
-    /// Queues a ping with no payload; false (nothing queued) once closing.
-    pub(crate) fn send_ping(&mut self) -> bool {
+    /// Queues a ping with `payload` (at most 125 bytes); false (nothing queued) once closing.
+    pub(crate) fn send_ping(&mut self, payload: &[u8]) -> bool {
         if !self.is_active() {
             return false;
         }
-        self.queue_frame(opcode::PING, false, &[]);
+        debug_assert!(payload.len() <= 125);
+        self.queue_frame(opcode::PING, false, payload);
         true
+    }
+
+    /// Bytes read from and written to the stream so far.
+    pub(crate) fn wire_bytes(&self) -> (u64, u64) {
+        self.wire_bytes
     }
 
     /// Queues our close frame with `code` and `reason` (cut to fit a control frame), unless a
@@ -496,7 +506,7 @@ impl Protocol {
                 }
                 Ok(Some(Incoming::Ping))
             }
-            opcode::PONG => Ok(Some(Incoming::Pong)),
+            opcode::PONG => Ok(Some(Incoming::Pong(payload.freeze()))),
             opcode::TEXT | opcode::BINARY => {
                 let is_text = header.opcode == opcode::TEXT;
                 if header.rsv1 {
@@ -637,6 +647,7 @@ impl Protocol {
                 Err(err) => break Err(err),
             }
         };
+        self.wire_bytes.1 += written as u64;
         if written == self.out.len() {
             self.out.clear();
             if self.out.capacity() > KEEP_WRITE_CAPACITY {
@@ -665,7 +676,9 @@ impl Protocol {
                 other => break other,
             }
         };
-        self.read_buf.truncate(start + result.as_ref().map_or(0, |n| *n));
+        let read = result.as_ref().map_or(0, |n| *n);
+        self.read_buf.truncate(start + read);
+        self.wire_bytes.0 += read as u64;
         match result {
             Ok(0) => {
                 // The transport ended: cleanly only after the close frames crossed.

@@ -509,3 +509,124 @@ fn without_verify_handshakes_the_upgrade_answers_at_once() {
     assert!(matches!(pair.server_events.as_slice(), [ConnectionEvent::Opened(_)]), "{:?}", pair.server_events);
     assert!(matches!(pair.client_events.as_slice(), [ConnectionEvent::Opened(_)]), "{:?}", pair.client_events);
 }
+
+/// The server's settings in a pair whose two ends have their own (so their totals stay apart).
+fn pair_with_own_settings(server: ConnectionConfig, client: ConnectionConfig) -> (Pair, Arc<Settings>) {
+    let now = Instant::now();
+    let server_settings = Arc::new(Settings::new(&server));
+    let (server_end, client_end) = memory::pair();
+    let server = Conn::accept(server_end, addr(), server_settings.clone(), now);
+    let request = "ws://localhost/game".into_client_request().unwrap();
+    let mut client = Conn::connect(request, Arc::new(Settings::new(&client)), Arc::default(), now);
+    client.transport_ready(client_end, addr(), now);
+    let mut pair = Pair { now, server, client, server_events: Vec::new(), client_events: Vec::new() };
+    pair.run();
+    pair.server_events.clear();
+    pair.client_events.clear();
+    (pair, server_settings)
+}
+
+#[test]
+fn the_round_trip_time_comes_from_the_pongs_to_the_heartbeat_pings() {
+    let heartbeat = with(|c| c.heartbeat_interval = Some(Duration::from_secs(1)));
+    let (mut pair, settings) = pair_with_own_settings(heartbeat, ConnectionConfig::default());
+    // The first ping went out with the upgrade answer and came back at once (no time passed).
+    let rtt = pair.server.rtt;
+    assert_eq!((rtt.samples, rtt.smoothed), (1, Duration::ZERO));
+    // The next one: the client reads it 80 ms late; its pong is the sample.
+    pair.advance(Duration::from_secs(1));
+    pair.now += Duration::from_millis(80);
+    pair.run();
+    let rtt = pair.server.rtt;
+    assert_eq!(rtt.samples, 2);
+    assert_eq!(rtt.last, Duration::from_millis(80));
+    // RFC 6298 smoothing: (7 * 0 + 80) / 8 and (3 * 0 + 80) / 4.
+    assert_eq!(rtt.smoothed, Duration::from_millis(10));
+    assert_eq!(rtt.variance, Duration::from_millis(20));
+    let traffic = &pair.server.flow().traffic;
+    assert_eq!(traffic.rtt_ms(), 10.0);
+    assert_eq!(settings.counters.mean_rtt_ms(), 10.0);
+    // A pong nobody asked for (its payload names no ping of ours) gives no sample.
+    pair.advance(Duration::from_millis(300));
+    pair.client_command(PeerCommand::Send(text("not a pong")));
+    pair.run();
+    assert_eq!(pair.server.rtt.samples, 2);
+    // Once the connection ends, it leaves the server's mean.
+    pair.server_command(PeerCommand::Abort);
+    assert_eq!(settings.counters.mean_rtt_ms(), 0.0);
+}
+
+#[test]
+fn a_repeated_or_stale_pong_gives_no_sample() {
+    let heartbeat = with(|c| c.heartbeat_interval = Some(Duration::from_secs(1)));
+    let (mut pair, _) = pair_with_own_settings(heartbeat, ConnectionConfig::default());
+    assert_eq!(pair.server.rtt.samples, 1);
+    pair.now += Duration::from_millis(500);
+    pair.server.on_pong(&1u64.to_be_bytes(), pair.now);
+    pair.server.on_pong(&[], pair.now);
+    assert_eq!(pair.server.rtt.samples, 1, "the pong of ping 1 came already; an empty one is no answer");
+}
+
+#[test]
+fn traffic_counters_are_exact_after_a_known_exchange() {
+    let (mut pair, settings) = pair_with_own_settings(ConnectionConfig::default(), ConnectionConfig::default());
+    for _ in 0..3 {
+        pair.client_send(text("hello"));
+    }
+    pair.run();
+    assert_eq!(packets(&pair.server_events), ["hello", "hello", "hello"]);
+    let (server_flow, client_flow) = (pair.server.flow().clone(), pair.client.flow().clone());
+    let (server, client) = (&server_flow.traffic, &client_flow.traffic);
+    // A client frame of 5 bytes: 2 header bytes, a 4-byte mask, the payload.
+    assert_eq!((client.messages_sent.get(), client.bytes_sent.get(), client.wire_bytes_sent.get()), (3, 15, 33));
+    assert_eq!((server.messages_received.get(), server.bytes_received.get(), server.wire_bytes_received.get()), (3, 15, 33));
+    assert_eq!((server.messages_sent.get(), server.wire_bytes_sent.get()), (0, 0));
+    pair.server_command(PeerCommand::Send(text("hi")));
+    pair.run();
+    // A server frame of 2 bytes: 2 header bytes, no mask.
+    assert_eq!((server.messages_sent.get(), server.bytes_sent.get(), server.wire_bytes_sent.get()), (1, 2, 4));
+    assert_eq!((client.messages_received.get(), client.bytes_received.get(), client.wire_bytes_received.get()), (1, 2, 4));
+    let totals = &settings.counters;
+    assert_eq!((totals.messages_received.get(), totals.wire_bytes_received.get(), totals.messages_sent.get()), (3, 33, 1));
+    assert_eq!(totals.opened.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let mut stats = crate::stats::PeerStatistics::default();
+    pair.server.flow().read_into(&mut stats, pair.now + Duration::from_secs(2));
+    // Kept in microseconds from when the counters were made (just after the simulated start).
+    assert!((stats.idle_seconds - 2.0).abs() < 0.001, "heard from last at the simulated now, read two seconds later: {}", stats.idle_seconds);
+    assert_eq!((stats.queued_inbound_messages, stats.queued_inbound_bytes), (3, 15), "the game took none of them");
+}
+
+#[test]
+fn refusals_and_health_checks_are_counted_by_reason() {
+    use crate::stats::Refusal;
+    let config = with(|c| {
+        c.health_check_path = "/health".into();
+        c.allowed_origins = vec!["https://game.example".into()];
+    });
+    let settings = Arc::new(Settings::new(&config));
+    let requests: [&[u8]; 4] = [
+        b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /page HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: https://evil.example\r\n\r\n",
+    ];
+    let now = Instant::now();
+    for request in requests {
+        let (server_end, raw) = memory::pair();
+        let mut server = Conn::accept(server_end, addr(), settings.clone(), now);
+        raw.send(request);
+        server.handle_readable(now);
+    }
+    let counters = &settings.counters;
+    let refused = |why: Refusal| {
+        let mut stats = crate::stats::ServerStatistics::default();
+        crate::stats::EndpointStatistics::new(settings.counters.clone()).read_into(&mut stats, now);
+        stats.refused.iter().find(|(r, _)| *r == why).map_or(0, |(_, n)| *n)
+    };
+    assert_eq!(counters.health_checks.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(refused(Refusal::NotWebSocket), 1);
+    assert_eq!(refused(Refusal::BadRequest), 1);
+    assert_eq!(refused(Refusal::Origin), 1);
+    assert_eq!(refused(Refusal::Rejected), 0);
+    assert_eq!(counters.failed_handshakes.load(std::sync::atomic::Ordering::Relaxed), 0);
+}

@@ -11,6 +11,7 @@ use tungstenite::http::StatusCode;
 
 use super::handshake::Settings;
 use crate::deflate::{server_answer, DeflateParams};
+use crate::stats::Refusal;
 
 /// Largest request head taken (request line and headers); a longer one is answered with 431.
 pub(crate) const MAX_REQUEST_HEAD: usize = 16 << 10;
@@ -106,8 +107,8 @@ pub(crate) enum Verdict {
     /// A valid upgrade that the server's settings accept (the game may still refuse it).
     Upgrade(UpgradeAnswer),
     /// Answer with `response`, then close; `failure` is reported to the game (None: nothing to
-    /// report, as for a health check).
-    Answer { response: Vec<u8>, failure: Option<String> },
+    /// report, as for a health check); `refusal` says why it is turned away (None: a health check).
+    Answer { response: Vec<u8>, failure: Option<String>, refusal: Option<Refusal> },
     /// Close without an answer (not a WebSocket request); why.
     Drop(String),
 }
@@ -135,7 +136,7 @@ pub(crate) fn decide(head: &RequestHead, settings: &Settings) -> Verdict {
             } else {
                 http_response(200, &[], "ok\n", head_only)
             };
-            return Verdict::Answer { response, failure: None };
+            return Verdict::Answer { response, failure: None, refusal: None };
         }
         return Verdict::Drop(format!(
             "not a WebSocket upgrade request ('{} {}' without 'Upgrade: websocket')",
@@ -146,6 +147,7 @@ pub(crate) fn decide(head: &RequestHead, settings: &Settings) -> Verdict {
     let refuse = |status: u16, reason: String| Verdict::Answer {
         response: http_response(status, &[], &reason, false),
         failure: Some(format!("refused with {status}: {reason}")),
+        refusal: Some(if status == 403 { Refusal::Origin } else { Refusal::BadRequest }),
     };
     if head.method != "GET" {
         return refuse(400, format!("an upgrade must be a GET request, not {}", head.method));
@@ -161,6 +163,7 @@ pub(crate) fn decide(head: &RequestHead, settings: &Settings) -> Verdict {
         return Verdict::Answer {
             response: http_response(426, &[("Sec-WebSocket-Version", "13")], &reason, false),
             failure: Some(format!("refused with 426: {reason}")),
+            refusal: Some(Refusal::BadRequest),
         };
     }
     let Some(key) = head.value("sec-websocket-key").filter(|key| is_valid_key(key)) else {
@@ -170,6 +173,7 @@ pub(crate) fn decide(head: &RequestHead, settings: &Settings) -> Verdict {
         return Verdict::Answer {
             response: http_response(503, &[("Retry-After", "5")], "the server is shutting down\n", false),
             failure: Some("refused with 503: the server is draining".into()),
+            refusal: Some(Refusal::Draining),
         };
     }
     if !settings.allowed_origins.is_empty() {

@@ -243,7 +243,7 @@ fn a_close_is_answered_with_its_code_and_a_code_that_may_not_be_sent_with_1002()
         assert_eq!(protocol.read(&mut local), Err(ReadError::Closed));
         let wire = remote.take_received();
         assert_eq!(&wire[..4], &[&[0x88, 2 + reason.len() as u8][..], &answered.to_be_bytes()].concat()[..]);
-        assert!(!protocol.is_active() && !protocol.send_message(b"late", true) && !protocol.send_ping());
+        assert!(!protocol.is_active() && !protocol.send_message(b"late", true) && !protocol.send_ping(&[]));
     }
 }
 

@@ -1,0 +1,632 @@
+//! Statistics: what every connection, server and client counts, readable by the game at any time
+//! without a round trip to the I/O thread.
+//!
+//! - [`Traffic`]: one connection's counters and round-trip time. The connection (I/O thread)
+//!   writes them as it reads, flushes and gets pongs; [`crate::PeerHandle::statistics`] reads them.
+//! - [`EndpointCounters`]: one server's (or client's) totals, shared by all its connections:
+//!   accepted, refused by reason, failed handshakes, traffic, the sum of the peers' round-trip
+//!   times. [`crate::Server::statistics`] reads them.
+//! - The process registry: while [`set_monitoring`] is on, every server and client publishes a
+//!   [`ProcessTotals`] from its `poll()` a few times a second; [`process_totals`] sums them (the
+//!   editor's monitors).
+//!
+//! Counters written per message are [`Counter`]s: one writer (the endpoint's I/O thread, or the
+//! game thread that serves it inline), so an add is a plain load and store, no locked
+//! instruction.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// A count with one writer and any number of readers.
+#[derive(Debug, Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`; only the one writing thread calls it.
+    pub(crate) fn add(&self, n: u64) {
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// The count now.
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a server turned a connection away: the keys of [`ServerStatistics::refused`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// Beyond `max_connections`: HTTP 503 at accept.
+    Full,
+    /// `set_refuse_new_connections(true)`: dropped at accept.
+    NotAccepting,
+    /// Draining: HTTP 503.
+    Draining,
+    /// A browser `Origin` not in `allowed_origins`: HTTP 403.
+    Origin,
+    /// A malformed or unsupported upgrade request: HTTP 400, 426 or 431.
+    BadRequest,
+    /// The game's `reject_handshake`.
+    Rejected,
+    /// A held request the game did not answer within `handshake_timeout`: HTTP 503.
+    NoVerdict,
+    /// A plain HTTP request that is no WebSocket upgrade (nor a health check): closed unanswered.
+    NotWebSocket,
+}
+
+impl Refusal {
+    /// Every reason, in the order of [`ServerStatistics::refused`].
+    pub const ALL: [Refusal; 8] = [
+        Refusal::Full,
+        Refusal::NotAccepting,
+        Refusal::Draining,
+        Refusal::Origin,
+        Refusal::BadRequest,
+        Refusal::Rejected,
+        Refusal::NoVerdict,
+        Refusal::NotWebSocket,
+    ];
+
+    /// Its name in statistics ("full", "not_accepting", ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::Full => "full",
+            Refusal::NotAccepting => "not_accepting",
+            Refusal::Draining => "draining",
+            Refusal::Origin => "origin",
+            Refusal::BadRequest => "bad_request",
+            Refusal::Rejected => "rejected",
+            Refusal::NoVerdict => "no_verdict",
+            Refusal::NotWebSocket => "not_websocket",
+        }
+    }
+
+    fn index(self) -> usize {
+        Refusal::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+/// A round-trip time estimate from ping/pong samples, smoothed as TCP does (RFC 6298): the
+/// first sample R gives smoothed = R and variation = R/2; each next one moves the smoothed value
+/// 1/8 and the variation 1/4 of the way.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct RttEstimator {
+    /// The last sample.
+    pub(crate) last: Duration,
+    /// The smoothed round-trip time.
+    pub(crate) smoothed: Duration,
+    /// The mean deviation of the samples from the smoothed value.
+    pub(crate) variance: Duration,
+    /// Samples taken.
+    pub(crate) samples: u64,
+}
+
+impl RttEstimator {
+    /// Takes one sample.
+    pub(crate) fn sample(&mut self, rtt: Duration) {
+        if self.samples == 0 {
+            self.smoothed = rtt;
+            self.variance = rtt / 2;
+        } else {
+            let deviation = self.smoothed.abs_diff(rtt);
+            self.variance = (self.variance * 3 + deviation) / 4;
+            self.smoothed = (self.smoothed * 7 + rtt) / 8;
+        }
+        self.last = rtt;
+        self.samples += 1;
+    }
+}
+
+/// One connection's traffic and round-trip time, written by its I/O thread, read by the game.
+#[derive(Debug)]
+pub(crate) struct Traffic {
+    /// What `last_heard_us` counts from.
+    epoch: Instant,
+    pub(crate) messages_sent: Counter,
+    pub(crate) bytes_sent: Counter,
+    pub(crate) wire_bytes_sent: Counter,
+    pub(crate) messages_received: Counter,
+    pub(crate) bytes_received: Counter,
+    pub(crate) wire_bytes_received: Counter,
+    rtt_last_us: AtomicU64,
+    rtt_smoothed_us: AtomicU64,
+    rtt_variance_us: AtomicU64,
+    /// When the other side was last heard from, in microseconds since `epoch`.
+    last_heard_us: AtomicU64,
+}
+
+impl Default for Traffic {
+    fn default() -> Self {
+        Traffic {
+            epoch: Instant::now(),
+            messages_sent: Counter::default(),
+            bytes_sent: Counter::default(),
+            wire_bytes_sent: Counter::default(),
+            messages_received: Counter::default(),
+            bytes_received: Counter::default(),
+            wire_bytes_received: Counter::default(),
+            rtt_last_us: AtomicU64::new(0),
+            rtt_smoothed_us: AtomicU64::new(0),
+            rtt_variance_us: AtomicU64::new(0),
+            last_heard_us: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Traffic {
+    /// I/O thread: the round-trip time estimate changed.
+    pub(crate) fn set_rtt(&self, rtt: &RttEstimator) {
+        self.rtt_last_us.store(micros(rtt.last), Ordering::Relaxed);
+        self.rtt_smoothed_us.store(micros(rtt.smoothed), Ordering::Relaxed);
+        self.rtt_variance_us.store(micros(rtt.variance), Ordering::Relaxed);
+    }
+
+    /// I/O thread: the other side was heard from at `now`.
+    pub(crate) fn heard(&self, now: Instant) {
+        self.last_heard_us.store(micros(now.saturating_duration_since(self.epoch)), Ordering::Relaxed);
+    }
+
+    /// Game thread: the smoothed round-trip time in milliseconds (0 before the first pong).
+    pub(crate) fn rtt_ms(&self) -> f64 {
+        ms(self.rtt_smoothed_us.load(Ordering::Relaxed))
+    }
+
+    /// Game thread: seconds since the other side was last heard from (or since the connection
+    /// was made, before that).
+    pub(crate) fn idle_seconds(&self, now: Instant) -> f64 {
+        let heard = self.epoch + Duration::from_micros(self.last_heard_us.load(Ordering::Relaxed));
+        now.saturating_duration_since(heard).as_secs_f64()
+    }
+
+    /// Game thread: the counters and round-trip time into `out`.
+    pub(crate) fn read_into(&self, out: &mut PeerStatistics, now: Instant) {
+        out.rtt_ms = self.rtt_ms();
+        out.rtt_last_ms = ms(self.rtt_last_us.load(Ordering::Relaxed));
+        out.rtt_variance_ms = ms(self.rtt_variance_us.load(Ordering::Relaxed));
+        out.messages_sent = self.messages_sent.get();
+        out.bytes_sent = self.bytes_sent.get();
+        out.wire_bytes_sent = self.wire_bytes_sent.get();
+        out.messages_received = self.messages_received.get();
+        out.bytes_received = self.bytes_received.get();
+        out.wire_bytes_received = self.wire_bytes_received.get();
+        out.idle_seconds = self.idle_seconds(now);
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn ms(micros: u64) -> f64 {
+    micros as f64 / 1000.0
+}
+
+/// One peer's statistics at one moment ([`crate::PeerHandle::statistics`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PeerStatistics {
+    /// Smoothed round-trip time in milliseconds, from the heartbeat's pings (0 before the first
+    /// pong).
+    pub rtt_ms: f64,
+    /// The last round-trip time sample in milliseconds.
+    pub rtt_last_ms: f64,
+    /// How much the samples vary around `rtt_ms` (mean deviation), in milliseconds.
+    pub rtt_variance_ms: f64,
+    /// Messages written to the socket.
+    pub messages_sent: u64,
+    /// Payload bytes of those messages (before compression).
+    pub bytes_sent: u64,
+    /// WebSocket frame bytes written (headers, masks, pings and close frames included, after
+    /// compression; the HTTP upgrade and TLS records not).
+    pub wire_bytes_sent: u64,
+    /// Messages received (whole, handed to the game).
+    pub messages_received: u64,
+    /// Payload bytes of those messages (after decompression).
+    pub bytes_received: u64,
+    /// WebSocket frame bytes read (as `wire_bytes_sent`).
+    pub wire_bytes_received: u64,
+    /// Messages waiting for the game to take them.
+    pub queued_inbound_messages: u64,
+    /// Payload bytes of those messages.
+    pub queued_inbound_bytes: u64,
+    /// Messages the game sent that have not reached the socket yet.
+    pub queued_outbound_messages: u64,
+    /// Payload bytes of those messages.
+    pub queued_outbound_bytes: u64,
+    /// Seconds since the handshake finished (0 before).
+    pub connected_seconds: f64,
+    /// Seconds since anything (a message, a ping, a pong) came from the other side.
+    pub idle_seconds: f64,
+}
+
+/// The totals of one endpoint (a server, or a client), shared by its connections and the game.
+#[derive(Debug, Default)]
+pub(crate) struct EndpointCounters {
+    /// TCP connections accepted into a handshake.
+    pub(crate) accepted: AtomicU64,
+    /// Handshakes that finished: open connections made.
+    pub(crate) opened: AtomicU64,
+    /// Handshakes that failed (timeouts, broken requests or TLS, the client leaving).
+    pub(crate) failed_handshakes: AtomicU64,
+    /// Health checks answered.
+    pub(crate) health_checks: AtomicU64,
+    /// Connections turned away, by [`Refusal::index`].
+    refused: [AtomicU64; Refusal::ALL.len()],
+    /// Connections in their handshake now (set by the reactor).
+    pub(crate) handshaking: AtomicU64,
+    pub(crate) messages_sent: Counter,
+    pub(crate) bytes_sent: Counter,
+    pub(crate) wire_bytes_sent: Counter,
+    pub(crate) messages_received: Counter,
+    pub(crate) bytes_received: Counter,
+    pub(crate) wire_bytes_received: Counter,
+    /// The sum of the smoothed round-trip times of the peers that have one, in microseconds.
+    rtt_sum_us: Counter,
+    /// How many peers have a round-trip time.
+    rtt_peers: Counter,
+}
+
+impl EndpointCounters {
+    /// A connection was turned away for `why`.
+    pub(crate) fn refused(&self, why: Refusal) {
+        self.refused[why.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// I/O thread: a peer's smoothed round-trip time went from `old` (None: it had none) to `new`
+    /// (None: it is gone).
+    pub(crate) fn rtt_changed(&self, old: Option<Duration>, new: Option<Duration>) {
+        let old_us = old.map_or(0, micros);
+        let new_us = new.map_or(0, micros);
+        self.rtt_sum_us.add(new_us.wrapping_sub(old_us));
+        match (old, new) {
+            (None, Some(_)) => self.rtt_peers.add(1),
+            (Some(_), None) => self.rtt_peers.add(u64::MAX),
+            _ => {}
+        }
+    }
+
+    /// The mean of the peers' smoothed round-trip times in milliseconds (0 when none has one).
+    pub(crate) fn mean_rtt_ms(&self) -> f64 {
+        match self.rtt_peers.get() {
+            0 => 0.0,
+            peers => ms(self.rtt_sum_us.get()) / peers as f64,
+        }
+    }
+
+    /// The traffic totals: messages and payload bytes, then wire bytes, received and sent.
+    fn traffic(&self) -> [u64; 6] {
+        [
+            self.messages_received.get(),
+            self.messages_sent.get(),
+            self.bytes_received.get(),
+            self.bytes_sent.get(),
+            self.wire_bytes_received.get(),
+            self.wire_bytes_sent.get(),
+        ]
+    }
+}
+
+/// A server's statistics at one moment ([`crate::Server::statistics`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServerStatistics {
+    /// Open connections.
+    pub open: u64,
+    /// Connections in their handshake (TCP accepted, no 101 yet).
+    pub handshaking: u64,
+    /// TCP connections accepted into a handshake since `listen`.
+    pub accepted: u64,
+    /// Handshakes that finished since `listen`.
+    pub opened: u64,
+    /// Connections turned away since `listen`, by reason ([`Refusal::ALL`] order).
+    pub refused: Vec<(Refusal, u64)>,
+    /// Handshakes that failed since `listen` (timeouts, broken requests or TLS, clients leaving).
+    pub failed_handshakes: u64,
+    /// Health checks answered since `listen`.
+    pub health_checks: u64,
+    /// Messages written to sockets since `listen`.
+    pub messages_sent: u64,
+    /// Messages received since `listen`.
+    pub messages_received: u64,
+    /// Payload bytes sent since `listen`.
+    pub bytes_sent: u64,
+    /// Payload bytes received since `listen`.
+    pub bytes_received: u64,
+    /// WebSocket frame bytes written since `listen` (see [`PeerStatistics::wire_bytes_sent`]).
+    pub wire_bytes_sent: u64,
+    /// WebSocket frame bytes read since `listen`.
+    pub wire_bytes_received: u64,
+    /// Messages received per second, over the last window of at least a second.
+    pub messages_received_per_second: f64,
+    /// Messages sent per second, over the same window.
+    pub messages_sent_per_second: f64,
+    /// Wire bytes received per second, over the same window.
+    pub bytes_received_per_second: f64,
+    /// Wire bytes sent per second, over the same window.
+    pub bytes_sent_per_second: f64,
+    /// Mean of the open peers' smoothed round-trip times, in milliseconds (0 when none has one).
+    pub mean_rtt_ms: f64,
+    /// Messages waiting for the game, over all open peers.
+    pub queued_inbound_messages: u64,
+    /// Payload bytes of those messages.
+    pub queued_inbound_bytes: u64,
+    /// Messages sent by the game that have not reached the sockets yet, over all open peers.
+    pub queued_outbound_messages: u64,
+    /// Payload bytes of those messages.
+    pub queued_outbound_bytes: u64,
+}
+
+/// Rates per second of an endpoint's traffic, over windows of at least a second.
+#[derive(Debug, Default)]
+pub(crate) struct RateMeter {
+    window: Option<(Instant, [u64; 6])>,
+    /// Messages received, messages sent, wire bytes received, wire bytes sent, per second.
+    rates: [f64; 4],
+}
+
+impl RateMeter {
+    /// Closes the window when it is a second old (the rates then cover it) and starts the next.
+    fn update(&mut self, counters: &EndpointCounters, now: Instant) {
+        let totals = counters.traffic();
+        let Some((start, at_start)) = self.window else {
+            self.window = Some((now, totals));
+            return;
+        };
+        let elapsed = now.saturating_duration_since(start).as_secs_f64();
+        if elapsed < 1.0 {
+            return;
+        }
+        let per_second = |i: usize| totals[i].wrapping_sub(at_start[i]) as f64 / elapsed;
+        self.rates = [per_second(0), per_second(1), per_second(4), per_second(5)];
+        self.window = Some((now, totals));
+    }
+}
+
+/// What a server or client knows of itself on the game thread, for [`ServerStatistics`] and the
+/// process registry.
+#[derive(Debug)]
+pub(crate) struct EndpointStatistics {
+    pub(crate) counters: Arc<EndpointCounters>,
+    rates: RateMeter,
+    board: Option<Board>,
+}
+
+impl EndpointStatistics {
+    /// Statistics of an endpoint whose connections count into `counters`.
+    pub(crate) fn new(counters: Arc<EndpointCounters>) -> Self {
+        EndpointStatistics { counters, rates: RateMeter::default(), board: None }
+    }
+
+    /// The endpoint stopped: it leaves the process registry (its counts stay in the totals).
+    pub(crate) fn retire(&mut self) {
+        self.board = None;
+    }
+
+    /// The totals and rates into `out` (open peers and queues are the caller's).
+    pub(crate) fn read_into(&mut self, out: &mut ServerStatistics, now: Instant) {
+        self.rates.update(&self.counters, now);
+        let c = &self.counters;
+        out.handshaking = c.handshaking.load(Ordering::Relaxed);
+        out.accepted = c.accepted.load(Ordering::Relaxed);
+        out.opened = c.opened.load(Ordering::Relaxed);
+        out.refused = Refusal::ALL.iter().map(|r| (*r, c.refused[r.index()].load(Ordering::Relaxed))).collect();
+        out.failed_handshakes = c.failed_handshakes.load(Ordering::Relaxed);
+        out.health_checks = c.health_checks.load(Ordering::Relaxed);
+        [out.messages_received, out.messages_sent, out.bytes_received, out.bytes_sent, out.wire_bytes_received, out.wire_bytes_sent] =
+            c.traffic();
+        [out.messages_received_per_second, out.messages_sent_per_second, out.bytes_received_per_second, out.bytes_sent_per_second] =
+            self.rates.rates;
+        out.mean_rtt_ms = c.mean_rtt_ms();
+    }
+
+    /// From `poll()`: while monitoring is on, publishes what `summary` gives (open peers, queued
+    /// bytes) with the totals, at most four times a second. `summary` runs only then.
+    pub(crate) fn publish_if_due(&mut self, summary: impl FnOnce() -> (u64, u64, u64)) {
+        if !MONITORING.load(Ordering::Relaxed) {
+            self.board = None;
+            return;
+        }
+        let now = Instant::now();
+        let board = self.board.get_or_insert_with(Board::register);
+        if board.published_at.is_some_and(|at| now.saturating_duration_since(at) < PUBLISH_INTERVAL) {
+            return;
+        }
+        board.published_at = Some(now);
+        let (peers, queued_inbound_bytes, queued_outbound_bytes) = summary();
+        let c = &self.counters;
+        let [messages_received, messages_sent, _, _, bytes_received, bytes_sent] = c.traffic();
+        let totals = ProcessTotals {
+            endpoints: 1,
+            peers,
+            handshaking: c.handshaking.load(Ordering::Relaxed),
+            messages_received,
+            messages_sent,
+            bytes_received,
+            bytes_sent,
+            rtt_sum_ms: ms(c.rtt_sum_us.get()),
+            rtt_peers: c.rtt_peers.get(),
+            queued_inbound_bytes,
+            queued_outbound_bytes,
+        };
+        *board.published.lock().unwrap_or_else(PoisonError::into_inner) = totals;
+    }
+}
+
+/// How often a `poll()` publishes to the process registry while monitoring.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Whether servers and clients publish to the process registry.
+static MONITORING: AtomicBool = AtomicBool::new(false);
+
+/// The published totals of the live endpoints, and what the ended ones had counted.
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { live: Vec::new(), ended: ProcessTotals::ZERO });
+
+#[derive(Debug)]
+struct Registry {
+    live: Vec<Arc<Mutex<ProcessTotals>>>,
+    /// Cumulative counts of endpoints that are gone, so that process totals never go back.
+    ended: ProcessTotals,
+}
+
+/// One endpoint's entry in the registry; leaving it moves its counts to `ended`.
+#[derive(Debug)]
+struct Board {
+    published: Arc<Mutex<ProcessTotals>>,
+    published_at: Option<Instant>,
+}
+
+impl Board {
+    fn register() -> Self {
+        let published = Arc::new(Mutex::new(ProcessTotals::ZERO));
+        REGISTRY.lock().unwrap_or_else(PoisonError::into_inner).live.push(published.clone());
+        Board { published, published_at: None }
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+        registry.live.retain(|entry| !Arc::ptr_eq(entry, &self.published));
+        let last = self.published.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        registry.ended.messages_received += last.messages_received;
+        registry.ended.messages_sent += last.messages_sent;
+        registry.ended.bytes_received += last.bytes_received;
+        registry.ended.bytes_sent += last.bytes_sent;
+    }
+}
+
+/// Every server and client of the process, summed (the editor's monitors): gauges of the live
+/// ones, cumulative traffic of all that ever published.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProcessTotals {
+    /// Live servers and clients that published.
+    pub endpoints: u64,
+    /// Open connections.
+    pub peers: u64,
+    /// Connections in their handshake.
+    pub handshaking: u64,
+    /// Messages received (cumulative).
+    pub messages_received: u64,
+    /// Messages sent (cumulative).
+    pub messages_sent: u64,
+    /// Wire bytes received (cumulative).
+    pub bytes_received: u64,
+    /// Wire bytes sent (cumulative).
+    pub bytes_sent: u64,
+    /// Sum of the smoothed round-trip times of the peers that have one, in milliseconds.
+    pub rtt_sum_ms: f64,
+    /// Peers that have a round-trip time (the mean is `rtt_sum_ms / rtt_peers`).
+    pub rtt_peers: u64,
+    /// Payload bytes waiting for the game.
+    pub queued_inbound_bytes: u64,
+    /// Payload bytes waiting to reach the sockets.
+    pub queued_outbound_bytes: u64,
+}
+
+impl ProcessTotals {
+    const ZERO: ProcessTotals = ProcessTotals {
+        endpoints: 0,
+        peers: 0,
+        handshaking: 0,
+        messages_received: 0,
+        messages_sent: 0,
+        bytes_received: 0,
+        bytes_sent: 0,
+        rtt_sum_ms: 0.0,
+        rtt_peers: 0,
+        queued_inbound_bytes: 0,
+        queued_outbound_bytes: 0,
+    };
+
+    fn add(&mut self, other: &ProcessTotals) {
+        self.endpoints += other.endpoints;
+        self.peers += other.peers;
+        self.handshaking += other.handshaking;
+        self.messages_received += other.messages_received;
+        self.messages_sent += other.messages_sent;
+        self.bytes_received += other.bytes_received;
+        self.bytes_sent += other.bytes_sent;
+        self.rtt_sum_ms += other.rtt_sum_ms;
+        self.rtt_peers += other.rtt_peers;
+        self.queued_inbound_bytes += other.queued_inbound_bytes;
+        self.queued_outbound_bytes += other.queued_outbound_bytes;
+    }
+}
+
+/// Turns publishing to the process registry on or off (off by default; the editor monitors turn
+/// it on). While on, each server's and client's `poll()` publishes up to four times a second.
+pub fn set_monitoring(enabled: bool) {
+    MONITORING.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether servers and clients publish to the process registry.
+pub fn is_monitoring() -> bool {
+    MONITORING.load(Ordering::Relaxed)
+}
+
+/// The sum of what every server and client of the process last published (see
+/// [`set_monitoring`]).
+pub fn process_totals() -> ProcessTotals {
+    let registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut totals = registry.ended.clone();
+    for entry in &registry.live {
+        totals.add(&entry.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+    totals
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtt_follows_rfc_6298() {
+        let mut rtt = RttEstimator::default();
+        rtt.sample(Duration::from_millis(100));
+        assert_eq!((rtt.smoothed, rtt.variance, rtt.last), (Duration::from_millis(100), Duration::from_millis(50), Duration::from_millis(100)));
+        rtt.sample(Duration::from_millis(200));
+        // variance = (3 * 50 + 100) / 4; smoothed = (7 * 100 + 200) / 8.
+        assert_eq!(rtt.variance, Duration::from_micros(62_500));
+        assert_eq!(rtt.smoothed, Duration::from_micros(112_500));
+        assert_eq!(rtt.last, Duration::from_millis(200));
+        assert_eq!(rtt.samples, 2);
+    }
+
+    #[test]
+    fn endpoint_mean_rtt_tracks_peers_coming_and_going() {
+        let counters = EndpointCounters::default();
+        assert_eq!(counters.mean_rtt_ms(), 0.0);
+        counters.rtt_changed(None, Some(Duration::from_millis(10)));
+        counters.rtt_changed(None, Some(Duration::from_millis(30)));
+        assert_eq!(counters.mean_rtt_ms(), 20.0);
+        counters.rtt_changed(Some(Duration::from_millis(30)), Some(Duration::from_millis(20)));
+        assert_eq!(counters.mean_rtt_ms(), 15.0);
+        counters.rtt_changed(Some(Duration::from_millis(10)), None);
+        assert_eq!(counters.mean_rtt_ms(), 20.0);
+        counters.rtt_changed(Some(Duration::from_millis(20)), None);
+        assert_eq!(counters.mean_rtt_ms(), 0.0);
+    }
+
+    #[test]
+    fn rates_cover_whole_windows() {
+        let counters = EndpointCounters::default();
+        let mut meter = RateMeter::default();
+        let start = Instant::now();
+        meter.update(&counters, start);
+        counters.messages_received.add(50);
+        counters.wire_bytes_sent.add(4000);
+        meter.update(&counters, start + Duration::from_millis(500));
+        assert_eq!(meter.rates, [0.0; 4], "half a window gives no rate yet");
+        counters.messages_received.add(50);
+        meter.update(&counters, start + Duration::from_secs(2));
+        assert_eq!(meter.rates, [50.0, 0.0, 0.0, 2000.0]);
+    }
+
+    #[test]
+    fn refusal_names_are_distinct() {
+        let mut names: Vec<&str> = Refusal::ALL.iter().map(|r| r.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Refusal::ALL.len());
+        assert!(Refusal::ALL.iter().enumerate().all(|(i, r)| r.index() == i));
+    }
+}

@@ -92,7 +92,7 @@ func test_a_client_comes_back_to_a_restarted_server_and_loses_nothing_sent_after
 	if not await until(func(): return has_event(client_events, "reconnected"), [client], 15.0, "reconnected"):
 		return
 	var back_ms: int = first_event(client_events, "reconnected")[1] - restarted_at
-	print("reconnected %d ms after the restart, after %d attempts" % [back_ms, attempts_of(client_events).size()])
+	print("MEASURE: reconnected %d ms after the restart, after %d attempts" % [back_ms, attempts_of(client_events).size()])
 	# The attempt after the restart starts within reconnect_max_delay (1 s); a second of slack
 	# for a connect on a busy machine.
 	check(back_ms <= 2000, "back %d ms after the restart (bound: max delay 1000 ms + 1000 ms)" % back_ms)

@@ -14,7 +14,7 @@ use crate::command::{CommandSender, PeerCommand, Wake};
 use crate::connection::Ending;
 use crate::flow::FlowControl;
 use crate::multiplayer;
-use crate::peer::PeerHandle;
+use crate::peer::{PeerHandle, ReadyState};
 use crate::reactor::{ReactorEvent, ReactorHandle, Start};
 use crate::reconnect::{Reconnect, ReconnectPolicy};
 use crate::stats::EndpointStatistics;
@@ -418,6 +418,9 @@ impl Client {
         self.retire_stats();
         match end {
             End::Closed(ending) => {
+                // The game closed through the handle (`PeerHandle::close` / `abort`, e.g.
+                // `get_peer(1).close()`) when it was closing without the server's close frame.
+                let closed_by_game = self.closing_by_game || (peer.ready_state() == ReadyState::Closing && peer.close_code().is_none());
                 peer.mark_closed(&ending);
                 let was_clean = matches!(ending, Ending::Clean { .. });
                 let error = match ending {
@@ -426,7 +429,7 @@ impl Client {
                 };
                 // Only a loss the game did not ask for; a clean close by the server only when
                 // asked to.
-                let reconnect = self.policy.enabled && !self.closing_by_game && (!was_clean || self.policy.after_clean_close);
+                let reconnect = self.policy.enabled && !closed_by_game && (!was_clean || self.policy.after_clean_close);
                 if reconnect {
                     self.unique_id = None;
                     self.schedule_attempt(1, now, error, None, out);
@@ -576,7 +579,7 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::{Packet, ReadyState, Server, ServerEvent};
+    use crate::{Packet, Server, ServerEvent};
 
     /// Long enough that only `poll_at` past it starts an attempt.
     const DELAY: Duration = Duration::from_secs(600);
@@ -716,6 +719,20 @@ mod tests {
         pump(&mut client, &mut server, &mut events, true, |e| e.iter().any(|e| matches!(e, ClientEvent::ConnectionClosed { .. })));
         assert!(!events.iter().any(|e| matches!(e, ClientEvent::Reconnecting { .. })), "{events:?}");
         assert!(!client.is_active());
+    }
+
+    #[test]
+    fn closing_through_the_peer_handle_is_no_loss_either() {
+        for abort in [false, true] {
+            let (mut client, mut server, mut events) = connected(reconnecting(3, true));
+            if abort {
+                client.peer().unwrap().abort();
+            } else {
+                client.peer().unwrap().close(1000, "").unwrap();
+            }
+            pump(&mut client, &mut server, &mut events, true, |e| e.iter().any(|e| matches!(e, ClientEvent::ConnectionClosed { .. })));
+            assert!(!events.iter().any(|e| matches!(e, ClientEvent::Reconnecting { .. })), "abort {abort}: {events:?}");
+        }
     }
 
     #[test]

@@ -622,6 +622,40 @@ mod tests {
     }
 
     #[test]
+    fn the_process_registry_sums_live_endpoints_and_keeps_what_ended_ones_counted() {
+        // The only test of this binary that turns monitoring on (no other one polls a server).
+        set_monitoring(true);
+        let before = process_totals();
+        let first = Arc::new(EndpointCounters::default());
+        let second = Arc::new(EndpointCounters::default());
+        let (mut a, mut b) = (EndpointStatistics::new(first.clone()), EndpointStatistics::new(second.clone()));
+        first.messages_received.add(10);
+        first.wire_bytes_sent.add(300);
+        second.rtt_changed(None, Some(Duration::from_millis(40)));
+        a.publish_if_due(|| (2, 100, 7));
+        b.publish_if_due(|| (1, 0, 0));
+        let totals = process_totals();
+        assert_eq!(totals.endpoints - before.endpoints, 2);
+        assert_eq!(totals.peers - before.peers, 3);
+        assert_eq!(totals.messages_received - before.messages_received, 10);
+        assert_eq!(totals.bytes_sent - before.bytes_sent, 300);
+        assert_eq!((totals.queued_inbound_bytes - before.queued_inbound_bytes, totals.rtt_peers - before.rtt_peers), (100, 1));
+        // Publishing again within a quarter second changes nothing.
+        first.messages_received.add(5);
+        a.publish_if_due(|| (2, 100, 7));
+        assert_eq!(process_totals().messages_received - before.messages_received, 10);
+        // An endpoint that stops leaves its gauges out and its traffic in.
+        a.retire();
+        let after = process_totals();
+        assert_eq!((after.endpoints - before.endpoints, after.peers - before.peers), (1, 1));
+        assert_eq!(after.messages_received - before.messages_received, 10);
+        assert_eq!(after.bytes_sent - before.bytes_sent, 300);
+        set_monitoring(false);
+        b.publish_if_due(|| (1, 0, 0));
+        assert_eq!(process_totals().endpoints, before.endpoints, "monitoring off: nothing is published");
+    }
+
+    #[test]
     fn refusal_names_are_distinct() {
         let mut names: Vec<&str> = Refusal::ALL.iter().map(|r| r.name()).collect();
         names.sort_unstable();

@@ -390,7 +390,8 @@ impl WebSocketConnection {
 
     /// The smoothed round-trip time to the other side in milliseconds, measured on the I/O
     /// thread from the pongs to the heartbeat's pings (so a slow frame does not inflate it):
-    /// set `heartbeat_interval` for it to have a value. 0 before the first pong.
+    /// set `heartbeat_interval` for it to have a value. 0 before the first pong. With
+    /// `use_io_thread = false` pongs are read in `poll()`, so a sample includes up to one frame.
     #[func]
     fn get_round_trip_time(&self) -> f64 {
         self.peer.round_trip_time_ms()

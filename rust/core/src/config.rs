@@ -103,6 +103,8 @@ pub struct ConnectionConfig {
     /// Server: a plain GET (or HEAD) of this path is answered with HTTP 200, or 503 while draining
     /// ("" turns the health check off).
     pub health_check_path: String,
+    /// Client: whether and how a lost connection is made again (off by default).
+    pub reconnect: crate::ReconnectPolicy,
 }
 
 impl Default for ConnectionConfig {
@@ -126,6 +128,7 @@ impl Default for ConnectionConfig {
             trusted_proxies: Vec::new(),
             proxy_protocol: false,
             health_check_path: String::new(),
+            reconnect: crate::ReconnectPolicy::default(),
         }
     }
 }
@@ -135,6 +138,7 @@ impl ConnectionConfig {
     pub fn validate(&self) -> Result<(), Error> {
         self.limits.validate()?;
         self.deflate.validate()?;
+        self.reconnect.validate()?;
         if self.handshake_timeout.is_zero() {
             return Err(Error::InvalidSetting {
                 name: "handshake_timeout".into(),

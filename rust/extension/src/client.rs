@@ -8,7 +8,7 @@ use websocket_rs_core::{Client, ClientEvent, ConnectionConfig, Error, Packet, SE
 use crate::connection::WebSocketConnection;
 use crate::errors;
 use crate::multiplayer_peer::{websocket_multiplayer_peer, Endpoint};
-use crate::settings::{CloseRequest, OptionalTls};
+use crate::settings::{CloseRequest, OptionalTls, ReconnectProperties};
 
 websocket_multiplayer_peer! {
     /// A WebSocket client: connects to any RFC 6455 server, `ws://` or `wss://`.
@@ -40,6 +40,9 @@ websocket_multiplayer_peer! {
     /// true)`), set it as `multiplayer.multiplayer_peer`; it joins our `WebSocketServer` or
     /// Godot's own `WebSocketMultiplayerPeer`. A wss:// server's certificate is checked against
     /// the public authorities unless `trusted_tls_certificate` or `verify_tls` says otherwise.
+    ///
+    /// With `auto_reconnect`, a connection that was open and is lost is made again, with the
+    /// same URL, sub-protocols, headers and settings (see `reconnecting`).
     class WebSocketClient {
         /// The engine-free client: the socket and the server's peer handle.
         core: Client,
@@ -63,8 +66,62 @@ websocket_multiplayer_peer! {
         /// ```
         #[var]
         trusted_tls_certificate: Option<Gd<godot::classes::X509Certificate>>,
+        /// Whether a connection that was open and is then lost is made again. Default: false.
+        ///
+        /// Lost means ended without a close handshake (the server's process died, the network
+        /// went away, the heartbeat got no answer), or closed by the server when
+        /// `reconnect_after_clean_close` is set; never a close the game asked for
+        /// (`disconnect_from_host`, `close`), nor a first connect that fails. The client waits
+        /// (`reconnect_delay`, doubling up to `reconnect_max_delay`), then connects again with the
+        /// same URL, sub-protocols, headers and settings, up to `reconnect_max_attempts` times.
+        /// Signals: `reconnecting` instead of `connection_closed`, then `connection_established`
+        /// and `reconnected`, or `reconnect_failed` and `connection_closed`. Meanwhile
+        /// `get_connection_status()` is CONNECTION_CONNECTING and `get_peer(1)` is
+        /// STATE_CONNECTING and refuses to send (`ERR_UNAVAILABLE`, nothing is queued). Read by
+        /// `connect_to_url` / `create_client`.
+        /// ```gdscript
+        /// client.auto_reconnect = true
+        /// client.reconnected.connect(func(): client.get_peer(1).send_text("I am back"))
+        /// client.connect_to_url("ws://127.0.0.1:9080/")
+        /// ```
+        #[var]
+        #[init(val = ::websocket_rs_core::ReconnectPolicy::default().enabled)]
+        auto_reconnect: bool,
+        /// Seconds before the first reconnect attempt, before jitter. Default: 1.0.
+        ///
+        /// Attempt n waits `min(reconnect_max_delay, reconnect_delay * 2^(n-1))` times a random
+        /// factor between 0.5 and 1.0 (the jitter, so that many clients of one server do not all
+        /// come back at the same moment). A value that is not a positive number makes
+        /// `connect_to_url` return `ERR_INVALID_PARAMETER`.
+        #[var]
+        #[init(val = ::websocket_rs_core::ReconnectPolicy::default().initial_delay.as_secs_f64())]
+        reconnect_delay: f64,
+        /// Longest wait between two reconnect attempts, in seconds, before jitter. Default: 30.0.
+        ///
+        /// Less than `reconnect_delay`, or not a positive number, makes `connect_to_url` return
+        /// `ERR_INVALID_PARAMETER`.
+        #[var]
+        #[init(val = ::websocket_rs_core::ReconnectPolicy::default().max_delay.as_secs_f64())]
+        reconnect_max_delay: f64,
+        /// Reconnect attempts after one loss before the client gives up (`reconnect_failed`).
+        /// Default: 10; 0 tries for ever.
+        ///
+        /// A negative number makes `connect_to_url` return `ERR_INVALID_PARAMETER`.
+        #[var]
+        #[init(val = i64::from(::websocket_rs_core::ReconnectPolicy::default().max_attempts))]
+        reconnect_max_attempts: i64,
+        /// Whether a clean close by the server (it sent a close frame first, e.g. 1001 "going
+        /// away" when it stops) also starts a reconnect. Default: false (a server that says
+        /// goodbye is believed). Only with `auto_reconnect`.
+        #[var]
+        #[init(val = ::websocket_rs_core::ReconnectPolicy::default().after_clean_close)]
+        reconnect_after_clean_close: bool,
         /// The connection object for the server (peer 1), made on first `get_peer(1)`.
         connection: Option<Gd<WebSocketConnection>>,
+        /// The core's `peer_generation` that `connection` wraps.
+        connection_generation: u64,
+        /// Whether `peer_connected(1)` was emitted and `peer_disconnected(1)` not yet.
+        server_peer_announced: bool,
     }
     signals {
         /// The connection is open: `protocol` is the sub-protocol the server chose ("" when none).
@@ -85,6 +142,21 @@ websocket_multiplayer_peer! {
         /// The server sent a close frame with `code` and `reason`. The reply is sent for you; keep
         /// polling until `connection_closed`.
         fn server_close_request(code: i64, reason: GString);
+        /// `auto_reconnect`: the connection was lost (`attempt` 1; `peer_disconnected(1)` follows)
+        /// or the previous attempt failed, and attempt `attempt` starts in `delay` seconds (keep
+        /// polling). Comes instead of `connection_closed` and `connection_error`. Order of a
+        /// reconnect: `reconnecting(1, d)`, `peer_disconnected(1)`, `reconnecting(2, d)`, ...,
+        /// then `connection_established(protocol)`, `peer_connected(1)`, `reconnected()`; or, after
+        /// `reconnect_max_attempts` failures, `reconnect_failed()` and `connection_closed(false)`.
+        fn reconnecting(attempt: i64, delay: f64);
+        /// `auto_reconnect`: the connection is open again (after its `connection_established` and
+        /// `peer_connected(1)`). Take `get_peer(1)` again (it is a new `WebSocketConnection`; what
+        /// the old one had not read was moved to it) and send what the server must know. In
+        /// multiplayer mode the server gave this client a new unique id.
+        fn reconnected();
+        /// `auto_reconnect`: the last of `reconnect_max_attempts` attempts failed too; the reason
+        /// is printed as a warning and `connection_closed(false)` follows.
+        fn reconnect_failed();
     }
 }
 
@@ -145,7 +217,17 @@ impl WebSocketClient {
         multiplayer: bool,
         tls: Result<websocket_rs_core::TlsClientSettings, Error>,
     ) -> GodotError {
-        let config = self.connection_properties(multiplayer).to_config(protocols, headers).and_then(|config| Ok(ConnectionConfig { tls_client: tls?, ..config }));
+        let reconnect = ReconnectProperties {
+            enabled: self.auto_reconnect,
+            delay: self.reconnect_delay,
+            max_delay: self.reconnect_max_delay,
+            max_attempts: self.reconnect_max_attempts,
+            after_clean_close: self.reconnect_after_clean_close,
+        };
+        let config = self
+            .connection_properties(multiplayer)
+            .to_config(protocols, headers)
+            .and_then(|config| Ok(ConnectionConfig { tls_client: tls?, reconnect: reconnect.to_policy()?, ..config }));
         let config = match config {
             Ok(config) => config,
             Err(err) => return errors::report(context, &err),
@@ -153,13 +235,15 @@ impl WebSocketClient {
         let result = self.core.connect(&url.to_string(), config);
         if result.is_ok() {
             self.connection = None;
+            self.server_peer_announced = false;
             self.multiplayer = multiplayer;
         }
         errors::to_godot(context, result)
     }
 
     /// Starts the close handshake with `code` (default 1000, "normal closure") and `reason`; keep
-    /// polling until `connection_closed`. A code of -1 drops the connection at once.
+    /// polling until `connection_closed`. A code of -1 drops the connection at once. While
+    /// reconnecting, stops it: `connection_closed(false)` comes at the next `poll()`.
     ///
     /// Codes 1000-1003, 1007-1011 and 3000-4999 can be sent, with a reason of up to 123 bytes;
     /// others print an error (`ERR_INVALID_PARAMETER`) and close nothing. Before any
@@ -174,7 +258,8 @@ impl WebSocketClient {
     }
 
     /// The connection to the server: `id` must be 1. The same `WebSocketConnection` until the
-    /// next `connect_to_url`, readable after the close too. Prints an error and returns null for
+    /// next `connect_to_url` (or, with `auto_reconnect`, until the connection is lost: then a new
+    /// one per connection), readable after the close too. Prints an error and returns null for
     /// another id or before any `connect_to_url`.
     /// ```gdscript
     /// client.get_peer(1).send_text("hello")
@@ -187,12 +272,15 @@ impl WebSocketClient {
             return None;
         }
         if let Some(connection) = &self.connection {
-            return Some(connection.clone());
+            if self.connection_generation == self.core.peer_generation() {
+                return Some(connection.clone());
+            }
         }
         match self.core.peer() {
             Some(peer) => {
                 let connection = WebSocketConnection::wrap(peer.clone());
                 self.connection = Some(connection.clone());
+                self.connection_generation = self.core.peer_generation();
                 Some(connection)
             }
             None => {
@@ -233,6 +321,16 @@ impl WebSocketClient {
     }
 }
 
+impl WebSocketClient {
+    /// Emits `peer_disconnected(1)` once after `peer_connected(1)` (a reconnect ends with
+    /// `connection_closed` after `reconnecting` already said it).
+    fn announce_server_gone(&mut self) {
+        if std::mem::take(&mut self.server_peer_announced) {
+            self.signals().peer_disconnected().emit(i64::from(SERVER_PEER_ID));
+        }
+    }
+}
+
 impl Endpoint for WebSocketClient {
     type Event = ClientEvent;
     const IS_SERVER: bool = false;
@@ -240,6 +338,7 @@ impl Endpoint for WebSocketClient {
     fn dispatch(&mut self, event: ClientEvent, data_received_listened: &mut Option<bool>) {
         match event {
             ClientEvent::ConnectionEstablished { protocol } => {
+                self.server_peer_announced = true;
                 self.signals().connection_established().emit(&GString::from(&protocol));
                 self.signals().peer_connected().emit(i64::from(SERVER_PEER_ID));
             }
@@ -258,12 +357,30 @@ impl Endpoint for WebSocketClient {
                     godot_error!("WebSocketClient: connection to the server {error}");
                 }
                 self.signals().connection_closed().emit(was_clean);
-                self.signals().peer_disconnected().emit(i64::from(SERVER_PEER_ID));
+                self.announce_server_gone();
             }
             ClientEvent::ConnectionError { reason } => {
                 let url = self.core.peer().map(|p| p.requested_url()).unwrap_or_default();
                 godot_error!("WebSocketClient: connecting to {url} failed: {reason}");
                 self.signals().connection_error().emit();
+            }
+            ClientEvent::Reconnecting { attempt, delay, error, attempt_failure } => {
+                if let Some(error) = error {
+                    godot_error!("WebSocketClient: connection to the server {error}");
+                }
+                if let Some(failure) = attempt_failure {
+                    if godot::classes::Os::singleton().is_stdout_verbose() {
+                        godot_print!("WebSocketClient: reconnect attempt {} failed: {failure}", attempt - 1);
+                    }
+                }
+                self.signals().reconnecting().emit(i64::from(attempt), delay.as_secs_f64());
+                self.announce_server_gone();
+            }
+            ClientEvent::Reconnected => self.signals().reconnected().emit(),
+            ClientEvent::ReconnectFailed { attempts, reason } => {
+                let url = self.core.peer().map(|p| p.requested_url()).unwrap_or_default();
+                godot_warn!("WebSocketClient: gave up reconnecting to {url} after {attempts} attempts; the last failed: {reason}");
+                self.signals().reconnect_failed().emit();
             }
         }
     }
@@ -294,9 +411,14 @@ impl Endpoint for WebSocketClient {
         self.core.unique_id().unwrap_or(0)
     }
 
-    /// CONNECTING until the handshake (and, in multiplayer mode, the id message) is done.
+    /// CONNECTING until the handshake (and, in multiplayer mode, the id message) is done, and
+    /// while reconnecting. In multiplayer mode, CONNECTED once more until the next poll after
+    /// giving up reconnecting: SceneMultiplayer then reports `server_disconnected` (as for a
+    /// connection that ended), not `connection_failed`.
     fn connection_status(&self) -> ConnectionStatus {
-        if !self.core.is_active() {
+        if self.multiplayer && self.core.gave_up_in_last_poll() {
+            ConnectionStatus::CONNECTED
+        } else if !self.core.is_active() {
             ConnectionStatus::DISCONNECTED
         } else if self.core.is_established() {
             ConnectionStatus::CONNECTED
@@ -305,8 +427,8 @@ impl Endpoint for WebSocketClient {
         }
     }
 
-    /// Ends the connection at once: the server gets a 1001 close frame and the status is
-    /// DISCONNECTED on return.
+    /// Ends the connection at once (and any reconnect): the server gets a 1001 close frame and
+    /// the status is DISCONNECTED on return.
     fn close_now(&mut self) {
         self.core.close_now();
     }

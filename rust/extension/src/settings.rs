@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use godot::prelude::*;
-use websocket_rs_core::{parse_header_lines, ConnectionConfig, DeflateConfig, Error, Limits};
+use websocket_rs_core::{parse_header_lines, ConnectionConfig, DeflateConfig, Error, Limits, ReconnectPolicy};
 
 /// The values of the connection properties shared by `WebSocketServer` and `WebSocketClient`.
 pub(crate) struct ConnectionProperties<'a> {
@@ -65,6 +65,35 @@ impl DeflateProperties {
         };
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// The values of a client's reconnect properties (`auto_reconnect`, `reconnect_*`).
+pub(crate) struct ReconnectProperties {
+    pub(crate) enabled: bool,
+    pub(crate) delay: f64,
+    pub(crate) max_delay: f64,
+    pub(crate) max_attempts: i64,
+    pub(crate) after_clean_close: bool,
+}
+
+impl ReconnectProperties {
+    /// The core's policy; a delay that is not a positive number, a maximum below the first
+    /// delay or a negative attempt count gives an error naming the property.
+    pub(crate) fn to_policy(&self) -> Result<ReconnectPolicy, Error> {
+        let defaults = ReconnectPolicy::default();
+        let policy = ReconnectPolicy {
+            enabled: self.enabled,
+            initial_delay: seconds("reconnect_delay", self.delay, false)?.unwrap_or(defaults.initial_delay),
+            max_delay: seconds("reconnect_max_delay", self.max_delay, false)?.unwrap_or(defaults.max_delay),
+            max_attempts: u32::try_from(self.max_attempts).map_err(|_| Error::InvalidSetting {
+                name: "reconnect_max_attempts".into(),
+                problem: format!("must be 0 (no limit) or a positive number (is {})", self.max_attempts),
+            })?,
+            after_clean_close: self.after_clean_close,
+        };
+        policy.validate()?;
+        Ok(policy)
     }
 }
 

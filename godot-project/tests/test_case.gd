@@ -257,6 +257,27 @@ func read_http_head(tcp: StreamPeerTCP, pollables: Array) -> String:
 	return box[0].get_string_from_utf8()
 
 
+## Sends `request` on a new TCP connection and returns, as text, every byte the server sends
+## until it closes the connection (5 s at most). `on_sent` runs once the bytes are out.
+func raw_exchange(port: int, request: PackedByteArray, pollables: Array, on_sent := Callable()) -> String:
+	var tcp: StreamPeerTCP = await raw_connect(port, pollables)
+	tcp.put_data(request)
+	if on_sent.is_valid():
+		await on_sent.call()
+	var box := [PackedByteArray()]
+	var all := pollables.duplicate()
+	all.append(tcp)
+	# StreamPeerTCP.poll() reports the close only once every byte has been read.
+	await until(func():
+		if tcp.get_status() != StreamPeerTCP.STATUS_CONNECTED:
+			return true
+		var n := tcp.get_available_bytes()
+		if n > 0:
+			box[0] = box[0] + tcp.get_data(n)[1]
+		return false, all, 5.0, "the server to close the connection")
+	return box[0].get_string_from_utf8()
+
+
 ## Waits until a helper process reports (with helper_ready.gd's mark_ready) that it listens on
 ## `port`.
 func helper_ready(port: int, timeout_s := 20.0) -> bool:

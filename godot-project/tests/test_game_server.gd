@@ -22,26 +22,6 @@ func start_verifying_server(configure := Callable()) -> int:
 			configure.call(s))
 
 
-## Sends `request` on a new TCP connection and returns, as text, every byte the server sends
-## until it closes the connection (5 s at most). `on_sent` runs once the bytes are out.
-func raw_exchange(port: int, request: PackedByteArray, pollables: Array, on_sent := Callable()) -> String:
-	var tcp: StreamPeerTCP = await raw_connect(port, pollables)
-	tcp.put_data(request)
-	if on_sent.is_valid():
-		await on_sent.call()
-	var box := [PackedByteArray()]
-	var all := pollables.duplicate()
-	all.append(tcp)
-	# StreamPeerTCP.poll() reports the close only once every byte has been read.
-	await until(func():
-		if tcp.get_status() != StreamPeerTCP.STATUS_CONNECTED:
-			return true
-		var n := tcp.get_available_bytes()
-		if n > 0:
-			box[0] = box[0] + tcp.get_data(n)[1]
-		return false, all, 5.0, "the server to close the connection")
-	return box[0].get_string_from_utf8()
-
 
 ## A plain HTTP request for `path` with `method`.
 func plain_request(path: String, method := "GET") -> PackedByteArray:

@@ -107,6 +107,8 @@ func test_monitors_follow_a_server_and_a_client_exchanging_messages() -> void:
 func test_setting_false_adds_no_monitors() -> void:
 	var disabled: Dictionary = await probe_scratch_project("[websocket_rs]\n\nmonitors/enabled=false\n")
 	var enabled: Dictionary = await probe_scratch_project("")
+	# rm does not follow the link to the addon.
+	OS.execute("rm", PackedStringArray(["-rf", scratch_project_dir()]))
 	# The same probe on the same scratch project without the setting sees them: the run above
 	# found none because of the setting, not because the extension or the probe did nothing.
 	check_eq(disabled.get("extension_loaded"), true, "the extension loaded in the run with the setting false")
@@ -117,10 +119,16 @@ func test_setting_false_adds_no_monitors() -> void:
 	check(enabled.get("monitors", []).has("websocket/peers"), "monitors without the setting: %s" % var_to_str(enabled.get("monitors")))
 
 
+## The scratch project's folder: this process's own, as other clones of the project (another
+## checkout's test run) share the user folder.
+func scratch_project_dir() -> String:
+	return OS.get_user_data_dir().path_join("monitors_scratch_project_%d" % OS.get_process_id())
+
+
 ## Runs PROBE in another Godot on a scratch project (in this project's user folder) that uses the
 ## addon and has `settings` in its project.godot; returns its report ({} after recording why not).
 func probe_scratch_project(settings: String) -> Dictionary:
-	var dir := OS.get_user_data_dir().path_join("monitors_scratch_project")
+	var dir := scratch_project_dir()
 	DirAccess.make_dir_recursive_absolute(dir.path_join(".godot"))
 	DirAccess.make_dir_recursive_absolute(dir.path_join("addons"))
 	var addon := dir.path_join("addons/websocket_rs")

@@ -8,22 +8,6 @@ func _plain(endpoint: Object) -> void:
 	endpoint.permessage_deflate = false
 
 
-## Connects to 127.0.0.1:`port`, sends `request`, reads until the server closes.
-func _raw_exchange(port: int, request: PackedByteArray, pollables: Array) -> String:
-	var tcp: StreamPeerTCP = await raw_connect(port, pollables)
-	tcp.put_data(request)
-	var box := [PackedByteArray()]
-	var all := pollables.duplicate()
-	all.append(tcp)
-	await until(func():
-		if tcp.get_status() != StreamPeerTCP.STATUS_CONNECTED:
-			return true
-		var n := tcp.get_available_bytes()
-		if n > 0:
-			box[0] = box[0] + tcp.get_data(n)[1]
-		return false, all, 5.0, "the server to close the connection")
-	return box[0].get_string_from_utf8()
-
 
 func test_counters_are_exact_after_a_known_exchange() -> void:
 	var id: int = await start_pair("/", _plain, _plain)
@@ -120,11 +104,11 @@ func test_the_server_counts_refusals_by_reason_health_checks_and_failures() -> v
 		s.handshake_timeout = 0.5)
 	if port == 0:
 		return
-	var health := await _raw_exchange(port, "GET /health HTTP/1.1\r\nHost: a\r\n\r\n".to_utf8_buffer(), [server])
+	var health := await raw_exchange(port, "GET /health HTTP/1.1\r\nHost: a\r\n\r\n".to_utf8_buffer(), [server])
 	check(health.begins_with("HTTP/1.1 200"), "health check: %s" % health)
-	check_eq(await _raw_exchange(port, "GET /page HTTP/1.1\r\nHost: a\r\n\r\n".to_utf8_buffer(), [server]), "", "no upgrade")
+	check_eq(await raw_exchange(port, "GET /page HTTP/1.1\r\nHost: a\r\n\r\n".to_utf8_buffer(), [server]), "", "no upgrade")
 	var post := upgrade_request().get_string_from_utf8().replace("GET ", "POST ").to_utf8_buffer()
-	var bad := await _raw_exchange(port, post, [server])
+	var bad := await raw_exchange(port, post, [server])
 	check(bad.begins_with("HTTP/1.1 400"), "an upgrade by POST is refused: %s" % bad.get_slice("\r\n", 0))
 	# A TCP connection that never sends its request fails at handshake_timeout.
 	var silent: StreamPeerTCP = await raw_connect(port, [server])

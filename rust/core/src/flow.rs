@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::config::Limits;
 use crate::error::{Error, OutboundLimit};
-use crate::stats::{PeerStatistics, Traffic};
+use crate::stats::{PeerStatistics, QueueTotals, Traffic};
 use crate::PeerId;
 
 /// Counters shared by the game thread and the I/O thread for one connection: the queues'
@@ -117,10 +117,12 @@ impl FlowControl {
     /// Game thread: the traffic counters and the queues into `out`.
     pub(crate) fn read_into(&self, out: &mut PeerStatistics, now: std::time::Instant) {
         self.traffic.read_into(out, now);
-        out.queued_inbound_messages = self.inbound_packets.load(Ordering::Relaxed) as u64;
-        out.queued_inbound_bytes = self.inbound_bytes.load(Ordering::Relaxed) as u64;
-        out.queued_outbound_messages = self.outbound_packets.load(Ordering::Relaxed) as u64;
-        out.queued_outbound_bytes = self.outbound_bytes.load(Ordering::Relaxed) as u64;
+        out.queued = QueueTotals {
+            inbound_messages: self.inbound_packets.load(Ordering::Relaxed) as u64,
+            inbound_bytes: self.inbound_bytes.load(Ordering::Relaxed) as u64,
+            outbound_messages: self.outbound_packets.load(Ordering::Relaxed) as u64,
+            outbound_bytes: self.outbound_bytes.load(Ordering::Relaxed) as u64,
+        };
     }
 
     /// Payload bytes queued each way: waiting for the game, and waiting for the socket.

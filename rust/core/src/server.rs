@@ -181,11 +181,7 @@ impl Server {
         }
         out.open = self.peers.len() as u64;
         for peer in self.peers.values() {
-            let stats = peer.statistics();
-            out.queued_inbound_messages += stats.queued_inbound_messages;
-            out.queued_inbound_bytes += stats.queued_inbound_bytes;
-            out.queued_outbound_messages += stats.queued_outbound_messages;
-            out.queued_outbound_bytes += stats.queued_outbound_bytes;
+            out.queued.add(&peer.statistics().queued);
         }
         out
     }

@@ -118,17 +118,97 @@ impl RttEstimator {
     }
 }
 
+/// Messages, payload bytes and wire bytes each way: one connection's, or a whole endpoint's.
+#[derive(Debug, Default)]
+pub(crate) struct TrafficCounters {
+    messages_sent: Counter,
+    bytes_sent: Counter,
+    wire_bytes_sent: Counter,
+    messages_received: Counter,
+    bytes_received: Counter,
+    wire_bytes_received: Counter,
+}
+
+impl TrafficCounters {
+    /// A message of `bytes` payload bytes was handed to the game.
+    pub(crate) fn delivered(&self, bytes: usize) {
+        self.messages_received.add(1);
+        self.bytes_received.add(bytes as u64);
+    }
+
+    /// `messages` messages of `bytes` payload bytes in all reached the socket.
+    pub(crate) fn flushed(&self, messages: usize, bytes: usize) {
+        self.messages_sent.add(messages as u64);
+        self.bytes_sent.add(bytes as u64);
+    }
+
+    /// Frame bytes read from and written to the socket.
+    pub(crate) fn wire(&self, read: u64, written: u64) {
+        self.wire_bytes_received.add(read);
+        self.wire_bytes_sent.add(written);
+    }
+
+    /// The counts now.
+    pub(crate) fn totals(&self) -> TrafficTotals {
+        TrafficTotals {
+            messages_sent: self.messages_sent.get(),
+            messages_received: self.messages_received.get(),
+            bytes_sent: self.bytes_sent.get(),
+            bytes_received: self.bytes_received.get(),
+            wire_bytes_sent: self.wire_bytes_sent.get(),
+            wire_bytes_received: self.wire_bytes_received.get(),
+        }
+    }
+}
+
+/// Messages and bytes carried each way (part of [`PeerStatistics`] and [`ServerStatistics`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrafficTotals {
+    /// Messages written to the socket.
+    pub messages_sent: u64,
+    /// Messages received (whole, handed to the game).
+    pub messages_received: u64,
+    /// Payload bytes of the messages sent (before compression).
+    pub bytes_sent: u64,
+    /// Payload bytes of the messages received (after decompression).
+    pub bytes_received: u64,
+    /// WebSocket frame bytes written (headers, masks, pings and close frames included, after
+    /// compression; the HTTP upgrade and TLS records not).
+    pub wire_bytes_sent: u64,
+    /// WebSocket frame bytes read (as `wire_bytes_sent`).
+    pub wire_bytes_received: u64,
+}
+
+/// Messages waiting each way (part of [`PeerStatistics`] and [`ServerStatistics`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueTotals {
+    /// Messages received and not taken by the game yet.
+    pub inbound_messages: u64,
+    /// Payload bytes of those messages.
+    pub inbound_bytes: u64,
+    /// Messages the game sent that have not reached the socket yet.
+    pub outbound_messages: u64,
+    /// Payload bytes of those messages.
+    pub outbound_bytes: u64,
+}
+
+impl QueueTotals {
+    /// Adds another peer's queues.
+    pub fn add(&mut self, other: &QueueTotals) {
+        self.inbound_messages += other.inbound_messages;
+        self.inbound_bytes += other.inbound_bytes;
+        self.outbound_messages += other.outbound_messages;
+        self.outbound_bytes += other.outbound_bytes;
+    }
+}
+
 /// One connection's traffic and round-trip time, written by its I/O thread, read by the game.
 #[derive(Debug)]
 pub(crate) struct Traffic {
     /// What `last_heard_us` counts from.
     epoch: Instant,
-    pub(crate) messages_sent: Counter,
-    pub(crate) bytes_sent: Counter,
-    pub(crate) wire_bytes_sent: Counter,
-    pub(crate) messages_received: Counter,
-    pub(crate) bytes_received: Counter,
-    pub(crate) wire_bytes_received: Counter,
+    /// Messages and bytes each way.
+    pub(crate) counts: TrafficCounters,
     rtt_last_us: AtomicU64,
     rtt_smoothed_us: AtomicU64,
     rtt_variance_us: AtomicU64,
@@ -140,12 +220,7 @@ impl Default for Traffic {
     fn default() -> Self {
         Traffic {
             epoch: Instant::now(),
-            messages_sent: Counter::default(),
-            bytes_sent: Counter::default(),
-            wire_bytes_sent: Counter::default(),
-            messages_received: Counter::default(),
-            bytes_received: Counter::default(),
-            wire_bytes_received: Counter::default(),
+            counts: TrafficCounters::default(),
             rtt_last_us: AtomicU64::new(0),
             rtt_smoothed_us: AtomicU64::new(0),
             rtt_variance_us: AtomicU64::new(0),
@@ -184,12 +259,7 @@ impl Traffic {
         out.rtt_ms = self.rtt_ms();
         out.rtt_last_ms = ms(self.rtt_last_us.load(Ordering::Relaxed));
         out.rtt_variance_ms = ms(self.rtt_variance_us.load(Ordering::Relaxed));
-        out.messages_sent = self.messages_sent.get();
-        out.bytes_sent = self.bytes_sent.get();
-        out.wire_bytes_sent = self.wire_bytes_sent.get();
-        out.messages_received = self.messages_received.get();
-        out.bytes_received = self.bytes_received.get();
-        out.wire_bytes_received = self.wire_bytes_received.get();
+        out.traffic = self.counts.totals();
         out.idle_seconds = self.idle_seconds(now);
     }
 }
@@ -212,27 +282,10 @@ pub struct PeerStatistics {
     pub rtt_last_ms: f64,
     /// How much the samples vary around `rtt_ms` (mean deviation), in milliseconds.
     pub rtt_variance_ms: f64,
-    /// Messages written to the socket.
-    pub messages_sent: u64,
-    /// Payload bytes of those messages (before compression).
-    pub bytes_sent: u64,
-    /// WebSocket frame bytes written (headers, masks, pings and close frames included, after
-    /// compression; the HTTP upgrade and TLS records not).
-    pub wire_bytes_sent: u64,
-    /// Messages received (whole, handed to the game).
-    pub messages_received: u64,
-    /// Payload bytes of those messages (after decompression).
-    pub bytes_received: u64,
-    /// WebSocket frame bytes read (as `wire_bytes_sent`).
-    pub wire_bytes_received: u64,
-    /// Messages waiting for the game to take them.
-    pub queued_inbound_messages: u64,
-    /// Payload bytes of those messages.
-    pub queued_inbound_bytes: u64,
-    /// Messages the game sent that have not reached the socket yet.
-    pub queued_outbound_messages: u64,
-    /// Payload bytes of those messages.
-    pub queued_outbound_bytes: u64,
+    /// Messages and bytes carried each way.
+    pub traffic: TrafficTotals,
+    /// Messages waiting each way.
+    pub queued: QueueTotals,
     /// Seconds since the handshake finished (0 before).
     pub connected_seconds: f64,
     /// Seconds since anything (a message, a ping, a pong) came from the other side.
@@ -254,12 +307,8 @@ pub(crate) struct EndpointCounters {
     refused: [AtomicU64; Refusal::ALL.len()],
     /// Connections in their handshake now (set by the reactor).
     pub(crate) handshaking: AtomicU64,
-    pub(crate) messages_sent: Counter,
-    pub(crate) bytes_sent: Counter,
-    pub(crate) wire_bytes_sent: Counter,
-    pub(crate) messages_received: Counter,
-    pub(crate) bytes_received: Counter,
-    pub(crate) wire_bytes_received: Counter,
+    /// Messages and bytes each way, over every connection.
+    pub(crate) traffic: TrafficCounters,
     /// The sum of the smoothed round-trip times of the peers that have one, in microseconds.
     rtt_sum_us: Counter,
     /// How many peers have a round-trip time.
@@ -293,17 +342,6 @@ impl EndpointCounters {
         }
     }
 
-    /// The traffic totals: messages and payload bytes, then wire bytes, received and sent.
-    fn traffic(&self) -> [u64; 6] {
-        [
-            self.messages_received.get(),
-            self.messages_sent.get(),
-            self.bytes_received.get(),
-            self.bytes_sent.get(),
-            self.wire_bytes_received.get(),
-            self.wire_bytes_sent.get(),
-        ]
-    }
 }
 
 /// A server's statistics at one moment ([`crate::Server::statistics`]).
@@ -323,18 +361,8 @@ pub struct ServerStatistics {
     pub failed_handshakes: u64,
     /// Health checks answered since `listen`.
     pub health_checks: u64,
-    /// Messages written to sockets since `listen`.
-    pub messages_sent: u64,
-    /// Messages received since `listen`.
-    pub messages_received: u64,
-    /// Payload bytes sent since `listen`.
-    pub bytes_sent: u64,
-    /// Payload bytes received since `listen`.
-    pub bytes_received: u64,
-    /// WebSocket frame bytes written since `listen` (see [`PeerStatistics::wire_bytes_sent`]).
-    pub wire_bytes_sent: u64,
-    /// WebSocket frame bytes read since `listen`.
-    pub wire_bytes_received: u64,
+    /// Messages and bytes carried since `listen`, over every connection.
+    pub traffic: TrafficTotals,
     /// Messages received per second, over the last window of at least a second.
     pub messages_received_per_second: f64,
     /// Messages sent per second, over the same window.
@@ -345,20 +373,14 @@ pub struct ServerStatistics {
     pub bytes_sent_per_second: f64,
     /// Mean of the open peers' smoothed round-trip times, in milliseconds (0 when none has one).
     pub mean_rtt_ms: f64,
-    /// Messages waiting for the game, over all open peers.
-    pub queued_inbound_messages: u64,
-    /// Payload bytes of those messages.
-    pub queued_inbound_bytes: u64,
-    /// Messages sent by the game that have not reached the sockets yet, over all open peers.
-    pub queued_outbound_messages: u64,
-    /// Payload bytes of those messages.
-    pub queued_outbound_bytes: u64,
+    /// Messages waiting each way, over all open peers.
+    pub queued: QueueTotals,
 }
 
 /// Rates per second of an endpoint's traffic, over windows of at least a second.
 #[derive(Debug, Default)]
 pub(crate) struct RateMeter {
-    window: Option<(Instant, [u64; 6])>,
+    window: Option<(Instant, TrafficTotals)>,
     /// Messages received, messages sent, wire bytes received, wire bytes sent, per second.
     rates: [f64; 4],
 }
@@ -366,7 +388,7 @@ pub(crate) struct RateMeter {
 impl RateMeter {
     /// Closes the window when it is a second old (the rates then cover it) and starts the next.
     fn update(&mut self, counters: &EndpointCounters, now: Instant) {
-        let totals = counters.traffic();
+        let totals = counters.traffic.totals();
         let Some((start, at_start)) = self.window else {
             self.window = Some((now, totals));
             return;
@@ -375,8 +397,13 @@ impl RateMeter {
         if elapsed < 1.0 {
             return;
         }
-        let per_second = |i: usize| totals[i].wrapping_sub(at_start[i]) as f64 / elapsed;
-        self.rates = [per_second(0), per_second(1), per_second(4), per_second(5)];
+        let per_second = |now: u64, then: u64| now.wrapping_sub(then) as f64 / elapsed;
+        self.rates = [
+            per_second(totals.messages_received, at_start.messages_received),
+            per_second(totals.messages_sent, at_start.messages_sent),
+            per_second(totals.wire_bytes_received, at_start.wire_bytes_received),
+            per_second(totals.wire_bytes_sent, at_start.wire_bytes_sent),
+        ];
         self.window = Some((now, totals));
     }
 }
@@ -411,8 +438,7 @@ impl EndpointStatistics {
         out.refused = Refusal::ALL.iter().map(|r| (*r, c.refused[r.index()].load(Ordering::Relaxed))).collect();
         out.failed_handshakes = c.failed_handshakes.load(Ordering::Relaxed);
         out.health_checks = c.health_checks.load(Ordering::Relaxed);
-        [out.messages_received, out.messages_sent, out.bytes_received, out.bytes_sent, out.wire_bytes_received, out.wire_bytes_sent] =
-            c.traffic();
+        out.traffic = c.traffic.totals();
         [out.messages_received_per_second, out.messages_sent_per_second, out.bytes_received_per_second, out.bytes_sent_per_second] =
             self.rates.rates;
         out.mean_rtt_ms = c.mean_rtt_ms();
@@ -433,15 +459,15 @@ impl EndpointStatistics {
         board.published_at = Some(now);
         let (peers, queued_inbound_bytes, queued_outbound_bytes) = summary();
         let c = &self.counters;
-        let [messages_received, messages_sent, _, _, bytes_received, bytes_sent] = c.traffic();
+        let traffic = c.traffic.totals();
         let totals = ProcessTotals {
             endpoints: 1,
             peers,
             handshaking: c.handshaking.load(Ordering::Relaxed),
-            messages_received,
-            messages_sent,
-            bytes_received,
-            bytes_sent,
+            messages_received: traffic.messages_received,
+            messages_sent: traffic.messages_sent,
+            bytes_received: traffic.wire_bytes_received,
+            bytes_sent: traffic.wire_bytes_sent,
             rtt_sum_ms: ms(c.rtt_sum_us.get()),
             rtt_peers: c.rtt_peers.get(),
             queued_inbound_bytes,
@@ -612,11 +638,16 @@ mod tests {
         let mut meter = RateMeter::default();
         let start = Instant::now();
         meter.update(&counters, start);
-        counters.messages_received.add(50);
-        counters.wire_bytes_sent.add(4000);
+        counters.traffic.delivered(0);
+        counters.traffic.wire(0, 4000);
+        for _ in 1..50 {
+            counters.traffic.delivered(0);
+        }
         meter.update(&counters, start + Duration::from_millis(500));
         assert_eq!(meter.rates, [0.0; 4], "half a window gives no rate yet");
-        counters.messages_received.add(50);
+        for _ in 0..50 {
+            counters.traffic.delivered(0);
+        }
         meter.update(&counters, start + Duration::from_secs(2));
         assert_eq!(meter.rates, [50.0, 0.0, 0.0, 2000.0]);
     }
@@ -629,8 +660,10 @@ mod tests {
         let first = Arc::new(EndpointCounters::default());
         let second = Arc::new(EndpointCounters::default());
         let (mut a, mut b) = (EndpointStatistics::new(first.clone()), EndpointStatistics::new(second.clone()));
-        first.messages_received.add(10);
-        first.wire_bytes_sent.add(300);
+        for _ in 0..10 {
+            first.traffic.delivered(1);
+        }
+        first.traffic.wire(0, 300);
         second.rtt_changed(None, Some(Duration::from_millis(40)));
         a.publish_if_due(|| (2, 100, 7));
         b.publish_if_due(|| (1, 0, 0));
@@ -641,7 +674,7 @@ mod tests {
         assert_eq!(totals.bytes_sent - before.bytes_sent, 300);
         assert_eq!((totals.queued_inbound_bytes - before.queued_inbound_bytes, totals.rtt_peers - before.rtt_peers), (100, 1));
         // Publishing again within a quarter second changes nothing.
-        first.messages_received.add(5);
+        first.traffic.delivered(1);
         a.publish_if_due(|| (2, 100, 7));
         assert_eq!(process_totals().messages_received - before.messages_received, 10);
         // An endpoint that stops leaves its gauges out and its traffic in.

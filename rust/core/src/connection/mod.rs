@@ -50,7 +50,7 @@ use crate::command::PeerCommand;
 use crate::deflate::{client_accept, DeflateParams, PerMessageDeflate};
 use crate::flow::FlowControl;
 use crate::packet::Packet;
-use crate::stats::{Refusal, RttEstimator};
+use crate::stats::{Refusal, RttEstimator, TrafficCounters};
 
 /// Which end of the connection this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -456,11 +456,9 @@ impl<S: Transport> Connection<S> {
             Ok(()) => {
                 let (packets, bytes) = std::mem::take(&mut self.unflushed);
                 self.flow.release_outbound(packets, bytes);
-                let (traffic, totals) = (&self.flow.traffic, &self.settings.counters);
-                traffic.messages_sent.add(packets as u64);
-                traffic.bytes_sent.add(bytes as u64);
-                totals.messages_sent.add(packets as u64);
-                totals.bytes_sent.add(bytes as u64);
+                for counts in self.traffic_counters() {
+                    counts.flushed(packets, bytes);
+                }
             }
             // The writable event will bring us back.
             Err(FlushError::WouldBlock) => {}
@@ -867,11 +865,9 @@ impl<S: Transport> Connection<S> {
     fn deliver(&mut self, packet: Packet) {
         let len = packet.data.len();
         self.flow.delivered(len);
-        let (traffic, totals) = (&self.flow.traffic, &self.settings.counters);
-        traffic.messages_received.add(1);
-        traffic.bytes_received.add(len as u64);
-        totals.messages_received.add(1);
-        totals.bytes_received.add(len as u64);
+        for counts in self.traffic_counters() {
+            counts.delivered(len);
+        }
         self.events.push_back(ConnectionEvent::Packet(packet));
     }
 
@@ -884,11 +880,14 @@ impl<S: Transport> Connection<S> {
             return;
         }
         self.wire_published = (read, written);
-        let (traffic, totals) = (&self.flow.traffic, &self.settings.counters);
-        traffic.wire_bytes_received.add(new_read);
-        traffic.wire_bytes_sent.add(new_written);
-        totals.wire_bytes_received.add(new_read);
-        totals.wire_bytes_sent.add(new_written);
+        for counts in self.traffic_counters() {
+            counts.wire(new_read, new_written);
+        }
+    }
+
+    /// The traffic counts this connection adds to: its own, and its endpoint's.
+    fn traffic_counters(&self) -> [&TrafficCounters; 2] {
+        [&self.flow.traffic.counts, &self.settings.counters.traffic]
     }
 
     /// A pong came: when it answers our last ping (same payload), a round-trip time sample.

@@ -575,25 +575,27 @@ fn traffic_counters_are_exact_after_a_known_exchange() {
     }
     pair.run();
     assert_eq!(packets(&pair.server_events), ["hello", "hello", "hello"]);
-    let (server_flow, client_flow) = (pair.server.flow().clone(), pair.client.flow().clone());
-    let (server, client) = (&server_flow.traffic, &client_flow.traffic);
+    let server = pair.server.flow().traffic.counts.totals();
+    let client = pair.client.flow().traffic.counts.totals();
     // A client frame of 5 bytes: 2 header bytes, a 4-byte mask, the payload.
-    assert_eq!((client.messages_sent.get(), client.bytes_sent.get(), client.wire_bytes_sent.get()), (3, 15, 33));
-    assert_eq!((server.messages_received.get(), server.bytes_received.get(), server.wire_bytes_received.get()), (3, 15, 33));
-    assert_eq!((server.messages_sent.get(), server.wire_bytes_sent.get()), (0, 0));
+    assert_eq!((client.messages_sent, client.bytes_sent, client.wire_bytes_sent), (3, 15, 33));
+    assert_eq!((server.messages_received, server.bytes_received, server.wire_bytes_received), (3, 15, 33));
+    assert_eq!((server.messages_sent, server.wire_bytes_sent), (0, 0));
     pair.server_command(PeerCommand::Send(text("hi")));
     pair.run();
+    let server = pair.server.flow().traffic.counts.totals();
+    let client = pair.client.flow().traffic.counts.totals();
     // A server frame of 2 bytes: 2 header bytes, no mask.
-    assert_eq!((server.messages_sent.get(), server.bytes_sent.get(), server.wire_bytes_sent.get()), (1, 2, 4));
-    assert_eq!((client.messages_received.get(), client.bytes_received.get(), client.wire_bytes_received.get()), (1, 2, 4));
-    let totals = &settings.counters;
-    assert_eq!((totals.messages_received.get(), totals.wire_bytes_received.get(), totals.messages_sent.get()), (3, 33, 1));
-    assert_eq!(totals.opened.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!((server.messages_sent, server.bytes_sent, server.wire_bytes_sent), (1, 2, 4));
+    assert_eq!((client.messages_received, client.bytes_received, client.wire_bytes_received), (1, 2, 4));
+    let totals = settings.counters.traffic.totals();
+    assert_eq!((totals.messages_received, totals.wire_bytes_received, totals.messages_sent), (3, 33, 1));
+    assert_eq!(settings.counters.opened.load(std::sync::atomic::Ordering::Relaxed), 1);
     let mut stats = crate::stats::PeerStatistics::default();
     pair.server.flow().read_into(&mut stats, pair.now + Duration::from_secs(2));
     // Kept in microseconds from when the counters were made (just after the simulated start).
     assert!((stats.idle_seconds - 2.0).abs() < 0.001, "heard from last at the simulated now, read two seconds later: {}", stats.idle_seconds);
-    assert_eq!((stats.queued_inbound_messages, stats.queued_inbound_bytes), (3, 15), "the game took none of them");
+    assert_eq!((stats.queued.inbound_messages, stats.queued.inbound_bytes), (3, 15), "the game took none of them");
 }
 
 #[test]

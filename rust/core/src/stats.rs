@@ -15,7 +15,7 @@
 //! instruction.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A count with one writer and any number of readers.
@@ -446,28 +446,35 @@ impl EndpointStatistics {
 
     /// From `poll()`: while monitoring is on, publishes what `summary` gives (open peers, queued
     /// bytes) with the totals, at most four times a second. `summary` runs only then.
+    ///
+    /// Only while somebody reads the registry ([`process_totals`] within the last few seconds):
+    /// `summary` visits every open peer, which a server nobody watches should not pay for.
     pub(crate) fn publish_if_due(&mut self, summary: impl FnOnce() -> (u64, u64, u64)) {
-        if !MONITORING.load(Ordering::Relaxed) {
-            self.board = None;
+        let last_read = LAST_READ_MS.load(Ordering::Relaxed);
+        if last_read == 0 || !MONITORING.load(Ordering::Relaxed) {
             return;
         }
         let now = Instant::now();
-        let board = self.board.get_or_insert_with(Board::register);
+        if millis_since_start(now).saturating_sub(last_read) > READ_RECENTLY.as_millis() as u64 {
+            return;
+        }
+        let c = &self.counters;
+        let board = self.board.get_or_insert_with(|| Board::register(c.traffic.totals()));
         if board.published_at.is_some_and(|at| now.saturating_duration_since(at) < PUBLISH_INTERVAL) {
             return;
         }
         board.published_at = Some(now);
         let (peers, queued_inbound_bytes, queued_outbound_bytes) = summary();
-        let c = &self.counters;
         let traffic = c.traffic.totals();
+        let since = &board.baseline;
         let totals = ProcessTotals {
             endpoints: 1,
             peers,
             handshaking: c.handshaking.load(Ordering::Relaxed),
-            messages_received: traffic.messages_received,
-            messages_sent: traffic.messages_sent,
-            bytes_received: traffic.wire_bytes_received,
-            bytes_sent: traffic.wire_bytes_sent,
+            messages_received: traffic.messages_received.wrapping_sub(since.messages_received),
+            messages_sent: traffic.messages_sent.wrapping_sub(since.messages_sent),
+            bytes_received: traffic.wire_bytes_received.wrapping_sub(since.wire_bytes_received),
+            bytes_sent: traffic.wire_bytes_sent.wrapping_sub(since.wire_bytes_sent),
             rtt_sum_ms: ms(c.rtt_sum_us.get()),
             rtt_peers: c.rtt_peers.get(),
             queued_inbound_bytes,
@@ -479,6 +486,20 @@ impl EndpointStatistics {
 
 /// How often a `poll()` publishes to the process registry while monitoring.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long after the last [`process_totals`] the endpoints go on publishing.
+const READ_RECENTLY: Duration = Duration::from_secs(5);
+
+/// When [`process_totals`] was last called: milliseconds since [`START`], plus one (0: never).
+static LAST_READ_MS: AtomicU64 = AtomicU64::new(0);
+
+/// What [`LAST_READ_MS`] counts from.
+static START: OnceLock<Instant> = OnceLock::new();
+
+fn millis_since_start(now: Instant) -> u64 {
+    let start = *START.get_or_init(|| now);
+    u64::try_from(now.saturating_duration_since(start).as_millis()).unwrap_or(u64::MAX - 1) + 1
+}
 
 /// Whether servers and clients publish to the process registry.
 static MONITORING: AtomicBool = AtomicBool::new(false);
@@ -498,13 +519,16 @@ struct Registry {
 struct Board {
     published: Arc<Mutex<ProcessTotals>>,
     published_at: Option<Instant>,
+    /// The endpoint's traffic when it joined: what it publishes counts from there, so that a
+    /// server that ran before anybody watched shows no burst of old traffic.
+    baseline: TrafficTotals,
 }
 
 impl Board {
-    fn register() -> Self {
+    fn register(baseline: TrafficTotals) -> Self {
         let published = Arc::new(Mutex::new(ProcessTotals::ZERO));
         REGISTRY.lock().unwrap_or_else(PoisonError::into_inner).live.push(published.clone());
-        Board { published, published_at: None }
+        Board { published, published_at: None, baseline }
     }
 }
 
@@ -521,7 +545,7 @@ impl Drop for Board {
 }
 
 /// Every server and client of the process, summed (the editor's monitors): gauges of the live
-/// ones, cumulative traffic of all that ever published.
+/// ones, and the traffic of all of them since they started publishing (cumulative).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProcessTotals {
     /// Live servers and clients that published.
@@ -579,7 +603,8 @@ impl ProcessTotals {
 }
 
 /// Turns publishing to the process registry on or off (off by default; the editor monitors turn
-/// it on). While on, each server's and client's `poll()` publishes up to four times a second.
+/// it on). While on, and while [`process_totals`] was called in the last five seconds, each
+/// server's and client's `poll()` publishes up to four times a second.
 pub fn set_monitoring(enabled: bool) {
     MONITORING.store(enabled, Ordering::Relaxed);
 }
@@ -590,8 +615,10 @@ pub fn is_monitoring() -> bool {
 }
 
 /// The sum of what every server and client of the process last published (see
-/// [`set_monitoring`]).
+/// [`set_monitoring`]). The first call only starts the publishing: the endpoints join at their
+/// next `poll()`.
 pub fn process_totals() -> ProcessTotals {
+    LAST_READ_MS.store(millis_since_start(Instant::now()), Ordering::Relaxed);
     let registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
     let mut totals = registry.ended.clone();
     for entry in &registry.live {
@@ -660,11 +687,19 @@ mod tests {
         let first = Arc::new(EndpointCounters::default());
         let second = Arc::new(EndpointCounters::default());
         let (mut a, mut b) = (EndpointStatistics::new(first.clone()), EndpointStatistics::new(second.clone()));
+        // Both join at their first publication; their traffic counts from there.
+        a.publish_if_due(|| (0, 0, 0));
+        b.publish_if_due(|| (0, 0, 0));
         for _ in 0..10 {
             first.traffic.delivered(1);
         }
         first.traffic.wire(0, 300);
         second.rtt_changed(None, Some(Duration::from_millis(40)));
+        for endpoint in [&mut a, &mut b] {
+            if let Some(board) = endpoint.board.as_mut() {
+                board.published_at = None;
+            }
+        }
         a.publish_if_due(|| (2, 100, 7));
         b.publish_if_due(|| (1, 0, 0));
         let totals = process_totals();
@@ -684,8 +719,29 @@ mod tests {
         assert_eq!(after.messages_received - before.messages_received, 10);
         assert_eq!(after.bytes_sent - before.bytes_sent, 300);
         set_monitoring(false);
-        b.publish_if_due(|| (1, 0, 0));
-        assert_eq!(process_totals().endpoints, before.endpoints, "monitoring off: nothing is published");
+        second.traffic.delivered(1);
+        if let Some(board) = b.board.as_mut() {
+            board.published_at = None;
+        }
+        b.publish_if_due(|| (5, 0, 0));
+        let off = process_totals();
+        assert_eq!((off.peers - before.peers, off.messages_received - before.messages_received), (1, 10), "monitoring off: nothing new");
+    }
+
+    #[test]
+    fn an_endpoint_publishes_only_once_somebody_reads_and_counts_from_then() {
+        let counters = Arc::new(EndpointCounters::default());
+        counters.traffic.delivered(1);
+        let mut endpoint = EndpointStatistics::new(counters.clone());
+        // MONITORING may be on or off here (another test turns it on for a while); with nobody
+        // having read, or with it off, nothing registers either way.
+        if LAST_READ_MS.load(Ordering::Relaxed) == 0 {
+            endpoint.publish_if_due(|| panic!("nobody reads: no summary"));
+            assert!(endpoint.board.is_none());
+        }
+        let board = Board::register(counters.traffic.totals());
+        counters.traffic.delivered(1);
+        assert_eq!(counters.traffic.totals().messages_received.wrapping_sub(board.baseline.messages_received), 1);
     }
 
     #[test]

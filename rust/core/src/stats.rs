@@ -203,7 +203,10 @@ impl QueueTotals {
 }
 
 /// One connection's traffic and round-trip time, written by its I/O thread, read by the game.
+/// Aligned to its own cache lines: the I/O thread writes it as messages pass, and the queue
+/// counters beside it in `FlowControl`, which both threads write, must not share a line with it.
 #[derive(Debug)]
+#[repr(align(128))]
 pub(crate) struct Traffic {
     /// What `last_heard_us` counts from.
     epoch: Instant,

@@ -822,8 +822,8 @@ impl<S: Transport> Connection<S> {
             }
             let read = protocol.read(stream);
             if read.is_ok() {
+                // Published with the wire bytes, once per read.
                 self.last_heard = now;
-                self.flow.traffic.heard(now);
             }
             match read {
                 Ok(Incoming::Message(packet)) => self.deliver(packet),
@@ -874,6 +874,7 @@ impl<S: Transport> Connection<S> {
     /// Adds the wire bytes the protocol read and wrote since the last call to the statistics.
     fn publish_wire_bytes(&mut self) {
         let Stage::Open { protocol, .. } = &self.stage else { return };
+        self.flow.traffic.heard(self.last_heard);
         let (read, written) = protocol.wire_bytes();
         let (new_read, new_written) = (read - self.wire_published.0, written - self.wire_published.1);
         if new_read == 0 && new_written == 0 {

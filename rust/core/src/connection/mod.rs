@@ -450,7 +450,7 @@ impl<S: Transport> Connection<S> {
         self.flush_owed = false;
         let Stage::Open { stream, protocol, .. } = &mut self.stage else { return };
         let flushed = protocol.flush(stream);
-        self.publish_wire_bytes();
+        self.publish_traffic();
         let Stage::Open { close, .. } = &mut self.stage else { return };
         match flushed {
             Ok(()) => {
@@ -857,7 +857,7 @@ impl<S: Transport> Connection<S> {
                 }
             }
         }
-        self.publish_wire_bytes();
+        self.publish_traffic();
         // Replies to pings and close frames are queued by the read; make sure they go out.
         self.flush_owed = true;
     }
@@ -871,8 +871,9 @@ impl<S: Transport> Connection<S> {
         self.events.push_back(ConnectionEvent::Packet(packet));
     }
 
-    /// Adds the wire bytes the protocol read and wrote since the last call to the statistics.
-    fn publish_wire_bytes(&mut self) {
+    /// Publishes to the statistics when the other side was last heard from, and the wire bytes
+    /// the protocol read and wrote since the last call.
+    fn publish_traffic(&mut self) {
         let Stage::Open { protocol, .. } = &self.stage else { return };
         self.flow.traffic.heard(self.last_heard);
         let (read, written) = protocol.wire_bytes();
@@ -1005,7 +1006,7 @@ impl<S: Transport> Connection<S> {
     /// Ends the connection and reports how: `Closed` for an open one; a client that never opened
     /// reports that connecting failed.
     fn end(&mut self, ending: Ending) {
-        self.publish_wire_bytes();
+        self.publish_traffic();
         self.forget_rtt();
         let stage = std::mem::replace(&mut self.stage, Stage::Ended);
         self.timers.clear();

@@ -659,6 +659,13 @@ impl Protocol {
         result
     }
 
+    /// The transport ended: cleanly only after the close frames crossed.
+    fn transport_ended(&mut self) -> Result<(), ReadError> {
+        let clean = self.close.exchanged();
+        self.close = CloseProgress::Terminated;
+        Err(if clean { ReadError::Closed } else { ReadError::Lost })
+    }
+
     /// Reads more bytes from `stream` into the read buffer: Ok when some came.
     fn fill<S: Read>(&mut self, stream: &mut S) -> Result<(), ReadError> {
         // The frame in progress tells how much is still to come; ask for that much at once.
@@ -680,12 +687,10 @@ impl Protocol {
         self.read_buf.truncate(start + read);
         self.wire_bytes.0 += read as u64;
         match result {
-            Ok(0) => {
-                // The transport ended: cleanly only after the close frames crossed.
-                let clean = self.close.exchanged();
-                self.close = CloseProgress::Terminated;
-                Err(if clean { ReadError::Closed } else { ReadError::Lost })
-            }
+            Ok(0) => self.transport_ended(),
+            // TLS: the other side closed TCP without close_notify (as servers commonly do after
+            // the close handshake); the transport ended all the same.
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => self.transport_ended(),
             Ok(_) => Ok(()),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                 if self.read_buf.is_empty() && self.read_buf.capacity() > KEEP_READ_CAPACITY {

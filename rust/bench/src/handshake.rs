@@ -33,7 +33,13 @@ pub(crate) fn connect(port: u16) -> Result<(TcpStream, Vec<u8>), String> {
 /// Opens a connection to 127.0.0.1:`port` and completes the upgrade. Returns the socket and the
 /// bytes read after the response head (the start of the first frames).
 pub(crate) fn connect_once(port: u16) -> Result<(TcpStream, Vec<u8>), String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("cannot connect to port {port}: {e}"))?;
+    let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("cannot connect to port {port}: {e}"))?;
+    upgrade(stream, port)
+}
+
+/// Completes the upgrade on a connected socket (to the server on `port`). Returns the socket and
+/// the bytes read after the response head (the start of the first frames).
+pub(crate) fn upgrade(mut stream: TcpStream, port: u16) -> Result<(TcpStream, Vec<u8>), String> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
     let request = format!(

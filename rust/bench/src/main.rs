@@ -11,6 +11,9 @@
 //!   or connection. `--read-buffer` sets tungstenite's read buffer of each connection (64 KiB by
 //!   default). Prints one `RESULT key=value ...` line and exits non-zero if a message was lost,
 //!   reordered or corrupted.
+//! - `wsrs-bench scale <port> --clients N [--active A] [--first-source S] [--sources K]`: the
+//!   clients of the scale bench (see `scale.rs`): N connections from several loopback source
+//!   addresses, held through the server's phases (timed broadcasts, some connections active).
 //! - `wsrs-bench ceiling <port> <echo|broadcast|idle> <expected peers> [--read-buffer BYTES]`: a
 //!   WebSocket server made of tungstenite and mio alone, one thread, no engine: the ceiling for
 //!   our stack (4 KiB read buffer, like our core, unless `--read-buffer` says otherwise). Prints
@@ -19,6 +22,7 @@
 mod ceiling;
 mod handshake;
 mod load;
+mod scale;
 
 use std::process::ExitCode;
 
@@ -48,12 +52,13 @@ impl Options {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: wsrs-bench load <echo|broadcast|idle|churn> <port> [options] | wsrs-bench ceiling <port> <echo|broadcast|idle> <expected peers> [--read-buffer BYTES]";
+    let usage = "usage: wsrs-bench load <echo|broadcast|idle|churn> <port> [options] | wsrs-bench scale <port> --clients N [--active A] [--first-source S] [--sources K] | wsrs-bench ceiling <port> <echo|broadcast|idle> <expected peers> [--read-buffer BYTES]";
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["load", workload, port, ..] => port
             .parse()
             .map_err(|_| format!("bad port {port}"))
             .and_then(|port| load::run(workload, port, &Options { args: args[3..].to_vec() })),
+        ["scale", port, ..] => port.parse().map_err(|_| format!("bad port {port}")).and_then(|port| scale::run(port, &Options { args: args[2..].to_vec() })),
         ["ceiling", port, mode, expected, ..] => match (port.parse(), expected.parse()) {
             (Ok(port), Ok(expected)) => Options { args: args[4..].to_vec() }
                 .number("--read-buffer", 4096)

@@ -8,8 +8,9 @@
 //! - `demo`: one server and two client Godot processes chat through the addon;
 //! - `conformance`: the Autobahn|Testsuite cases against our server and client (also in `test`);
 //!   writes `docs/conformance.md`;
-//! - `soak [--seconds N]`: 500 clients connect, exchange checked messages and leave, for 10
-//!   minutes by default; reports lost messages and server memory growth;
+//! - `soak [--seconds N]`: ws://, ws:// with permessage-deflate and wss:// with permessage-deflate
+//!   clients connect, exchange checked messages and leave, paced, for 10 minutes by default;
+//!   reports lost messages, server memory growth and CPU time, writes `docs/soak.md`;
 //! - `fuzz [--seconds N]`: a libFuzzer run of every `fuzz/` target, a minute each by default;
 //! - `bench [--quick] [--only PARTS] [--baseline REV]`: ours (with its I/O thread and inline), Godot's built-in
 //!   WebSocket, a pure-tungstenite ceiling and Bun under the same load generator, then
@@ -66,7 +67,7 @@ fn main() -> ExitCode {
         Some("conformance") => conformance_command(),
         Some("soak") => {
             let seconds = seconds_arg(&args).unwrap_or(600);
-            prepare_godot().and_then(|godot| soak::run(&godot, &root().join("godot-project"), seconds)).map(exit_code)
+            prepare_godot().and_then(|godot| soak::run(&godot, &root(), seconds)).map(exit_code)
         }
         Some("fuzz") => {
             let seconds = seconds_arg(&args).unwrap_or(60);

@@ -20,6 +20,12 @@
 //! nothing. Results go to `docs/bench/README.md` and `docs/bench/chart.svg` (`report.rs`); a
 //! `--quick` or `--only` run writes them under `target/bench-quick/` instead.
 //!
+//! `--only scale` (`scale.rs`, left out of the full run: it takes minutes and gigabytes) opens
+//! 50,000 connections to one server process (fewer where the descriptor limit does not allow
+//! them) and writes `docs/bench/scale.md` (`--quick`: 2,000 connections, to
+//! `target/bench-quick/scale.md`): memory per connection, `poll()` time idle and with some
+//! connections active, the time to broadcast one message to all, CPU time.
+//!
 //! `--baseline REV` measures what a change costs (`baseline.rs`): the parts that use our extension
 //! (`raw:ours`, `raw:ours_inline`, `rpc:ours`, `rpc:ours_inline`, or those `--only` names) run with
 //! the extension built from git revision REV (in a worktree under `<target>/bench-baseline/`, with
@@ -36,10 +42,13 @@ mod raw;
 mod report;
 mod rpc;
 mod running;
+mod scale;
 
 use std::path::Path;
 
 use raw::{RawBench, Server};
+pub(crate) use report::{command_output, machine};
+pub(crate) use running::process_cpu_seconds;
 
 /// How long and how large each workload runs.
 pub(super) struct Scale {
@@ -102,7 +111,10 @@ usage: cargo xtask bench [--quick] [--only SELECTORS] [--baseline REV]
                     target/bench-quick/ instead of docs/bench/
   --only SELECTORS  some parts only, comma-separated, written to target/bench-quick/:
                     raw, rpc, compression, raw:<ours|ours_inline|builtin|ceiling|bun>,
-                    rpc:<ours|ours_inline|builtin|enet>, compression:<ours|ours_inline|node_ws|python>
+                    rpc:<ours|ours_inline|builtin|enet>, compression:<ours|ours_inline|node_ws|python>,
+                    scale (50,000 connections to one server, or as many as RLIMIT_NOFILE allows;
+                    only when named; writes docs/bench/scale.md, with --quick 2,000 connections
+                    to target/bench-quick/scale.md)
   --baseline REV    before/after: the parts using our extension (raw:ours, raw:ours_inline,
                     rpc:ours, rpc:ours_inline; --only picks among these) run with the extension
                     built from git revision REV and with the working tree's, interleaved, two
@@ -110,11 +122,11 @@ usage: cargo xtask bench [--quick] [--only SELECTORS] [--baseline REV]
                     (--quick: target/bench-quick/before-after.md), not README.md or chart.svg
   -h, --help        this text
 
-Without --baseline: every part, written to docs/bench/README.md and docs/bench/chart.svg.";
+Without --baseline: every part but scale, written to docs/bench/README.md and docs/bench/chart.svg.";
 
 /// Every `--only` selector.
-const SELECTORS: [&str; 16] = [
-    "raw", "rpc", "compression", "raw:ours", "raw:ours_inline", "raw:builtin", "raw:ceiling", "raw:bun", "rpc:ours", "rpc:ours_inline", "rpc:builtin",
+const SELECTORS: [&str; 17] = [
+    "scale", "raw", "rpc", "compression", "raw:ours", "raw:ours_inline", "raw:builtin", "raw:ceiling", "raw:bun", "rpc:ours", "rpc:ours_inline", "rpc:builtin",
     "rpc:enet", "compression:ours", "compression:ours_inline", "compression:node_ws", "compression:python",
 ];
 
@@ -122,7 +134,7 @@ const SELECTORS: [&str; 16] = [
 pub(crate) struct Options {
     /// A smoke run: one second per workload, fewer connections; written under `target/`.
     pub(crate) quick: bool,
-    /// Only these parts (`raw`, `rpc`, `compression`, `raw:<ours|ours_inline|builtin|ceiling|bun>`,
+    /// Only these parts (`scale`, `raw`, `rpc`, `compression`, `raw:<ours|ours_inline|builtin|ceiling|bun>`,
     /// `rpc:<ours|ours_inline|builtin|enet>`, `compression:<ours|ours_inline|node_ws|python>`);
     /// empty for everything.
     pub(crate) only: Vec<String>,
@@ -187,6 +199,14 @@ pub(crate) fn run(godot: &Path, root: &Path, loadgen: &Path, target_dir: &Path, 
     if let Some(rev) = &options.baseline {
         return baseline::run(godot, root, loadgen, target_dir, rev, options);
     }
+    let mut ok = true;
+    if options.only.iter().any(|o| o == "scale") {
+        println!("== scale: many connections to one server process");
+        ok &= scale::run(godot, root, loadgen, target_dir, options.quick)?;
+        if options.only.iter().all(|o| o == "scale") {
+            return Ok(ok);
+        }
+    }
     let scale = Scale::new(options.quick);
     let started = std::time::Instant::now();
     let runs_bun = options.runs_server(Server::Bun);
@@ -201,7 +221,6 @@ pub(crate) fn run(godot: &Path, root: &Path, loadgen: &Path, target_dir: &Path, 
         log: Vec::new(),
     };
     let mut figures = Vec::new();
-    let mut ok = true;
     for server in Server::ALL {
         println!("== {}", server.label());
         if !options.runs_server(server) {

@@ -113,7 +113,7 @@ fn ratio_cell(ratio: Option<f64>) -> String {
 }
 
 /// What a command prints, trimmed; empty when it cannot run.
-pub(super) fn command_output(program: &str, args: &[&str], dir: &Path) -> String {
+pub(crate) fn command_output(program: &str, args: &[&str], dir: &Path) -> String {
     Command::new(program)
         .args(args)
         .current_dir(dir)
@@ -124,7 +124,7 @@ pub(super) fn command_output(program: &str, args: &[&str], dir: &Path) -> String
 }
 
 /// The CPU, cores, memory and platform, as the reports name this machine.
-pub(super) fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))

@@ -113,7 +113,7 @@ impl Drop for Running {
 
 /// CPU seconds (user + system, every thread, those that ended included) process `pid` has used,
 /// from fields 14 and 15 of `/proc/<pid>/stat` (clock ticks of 1/100 s); None where unreadable.
-pub(super) fn process_cpu_seconds(pid: u32) -> Option<f64> {
+pub(crate) fn process_cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may hold spaces; count fields after it.
     let rest = stat.rsplit_once(')').map(|(_, rest)| rest)?;

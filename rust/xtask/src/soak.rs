@@ -287,8 +287,9 @@ pub(crate) fn run(godot: &Path, root: &Path, seconds: u64) -> Result<bool, Strin
          (`godot-project/tests/helpers/soak_echo.gd`, debug build of the extension, 60 frames a second) holds two `WebSocketServer`s, \
          ws:// and wss:// (a self-signed certificate made for the run), both with permessage-deflate as shipped; it echoes every \
          message. {PER_KIND} connections of each kind below are open at any time; each sends a burst of 1 to 3 messages (16 bytes \
-         to 4 KiB, text or binary, compressible) every {} ms, checks every echo in order, and after {BUDGET_MIN} to {} messages \
-         closes with a close handshake and connects again. The load is paced (the soak is about time and leaks, not speed).\n",
+         to 4 KiB, text or binary, compressible) every {} ms at most (the blocking tungstenite clients, one thread serving them in \
+         turn, wait for each echo before the next client's turn, so they send less often), checks every echo in order, and \
+         after {BUDGET_MIN} to {} messages closes with a close handshake and connects again. The load is paced (the soak is about time and leaks, not speed).\n",
         if lost == 0 { "No".to_string() } else { lost.to_string() },
         elapsed / 60.0,
         MESSAGE_EVERY.as_millis(),

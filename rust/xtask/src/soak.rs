@@ -146,6 +146,9 @@ impl Drop for ServerProcess {
 
 /// Runs the soak and writes `docs/soak.md`; Ok(true) when nothing was lost.
 pub(crate) fn run(godot: &Path, root: &Path, seconds: u64) -> Result<bool, String> {
+    // The commit the run was built from, read now: the tree may change while it runs.
+    let commit = crate::bench::command_output("git", &["rev-parse", "--short", "HEAD"], root);
+    let dirty = !crate::bench::command_output("git", &["status", "--porcelain", "--untracked-files=no"], root).is_empty();
     let free_port = || std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| e.to_string());
     let (port, tls_port) = (free_port()?, free_port()?);
     let (key_pem, cert_pem) = certificate()?;
@@ -269,8 +272,6 @@ pub(crate) fn run(godot: &Path, root: &Path, seconds: u64) -> Result<bool, Strin
     );
     let slope = growth_per_hour(samples.iter().filter(|s| s.seconds >= warm).map(|s| (s.seconds as f64, s.server_rss_kib as f64)).collect());
     let mut md = String::new();
-    let commit = crate::bench::command_output("git", &["rev-parse", "--short", "HEAD"], root);
-    let dirty = !crate::bench::command_output("git", &["status", "--porcelain", "--untracked-files=no"], root).is_empty();
     let date = crate::bench::command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"], root);
     let godot_version = crate::bench::command_output(&godot.display().to_string(), &["--version"], root);
     let _ = writeln!(md, "# Soak\n");

@@ -28,9 +28,12 @@
 //!   `--monitors-screenshot` the WebSocket graphs in Debugger > Monitors into `docs/monitors.png`;
 //! - `workflows`: checks `.github/workflows/*.yml` against the GitHub workflow schema (also in
 //!   `test`);
+//! - `chaos [CASE]`: our core server and client in two network namespaces under packet loss, a
+//!   rate cap, delay and partitions (also in `test`; skipped where namespaces are not allowed);
 //! - `version`: print the project's version (the root Cargo.toml's).
 
 mod bench;
+mod chaos;
 mod conformance;
 mod docs;
 mod fuzz;
@@ -80,12 +83,13 @@ fn main() -> ExitCode {
         Some("package") => package_command(&args),
         Some("docs") => docs_command(args.iter().any(|a| a == "--screenshot"), args.iter().any(|a| a == "--monitors-screenshot")),
         Some("workflows") => workflows::check(&root(), &target_dir()).map(|r| exit_code(r.failed == 0)),
+        Some("chaos") => chaos::run(args.get(1).map_or("", String::as_str)).map(|o| exit_code(o.failed == 0)),
         Some("version") => {
             println!("{}", package::VERSION);
             Ok(ExitCode::SUCCESS)
         }
         _ => {
-            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | fuzz [--seconds N] | bench [--quick] [--only PARTS] [--baseline REV] | godot | package [--prebuilt DIR] [--test] | docs [--screenshot] [--monitors-screenshot] | workflows | version>");
+            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | fuzz [--seconds N] | bench [--quick] [--only PARTS] [--baseline REV] | godot | package [--prebuilt DIR] [--test] | docs [--screenshot] [--monitors-screenshot] | workflows | chaos [CASE] | version>");
             return ExitCode::from(2);
         }
     };
@@ -268,6 +272,13 @@ fn test(godot_only: bool, filter: &str) -> Result<ExitCode, String> {
         let (p, f) = native_tls_tests(&godot, &env, godot_only)?;
         passed += p;
         failed += f;
+    }
+
+    // Impaired links in network namespaces (skipped cases count as neither).
+    if filter.is_empty() || (filter.contains("chaos") && !release_only) {
+        let outcome = chaos::run(filter)?;
+        passed += outcome.passed;
+        failed += outcome.failed;
     }
 
     // The release: the zip and its echo, the editor's class reference, the workflow files.

@@ -107,11 +107,12 @@ const TEST_USAGE: &str = "\
 usage: cargo xtask test [--godot-only] [FILTER]
 
   (no option)   cargo test of the workspace, every headless Godot test, the Autobahn conformance
-                cases, the TLS tests again with native-tls, then the release checks (package, docs,
-                workflows); ends with `N passed, N failed`
+                cases, the TLS tests again with native-tls, the impaired-link cases (chaos), then
+                the release checks (package, docs, workflows); ends with `N passed, N failed`
   --godot-only  leave out cargo test
   FILTER        only the Godot tests whose `script::method` contains it (conformance, tls: those
-                too); a FILTER naming package, docs or workflows runs only those release checks
+                too; chaos: those cases, chaos::loss_20 one of them); a FILTER naming package,
+                docs or workflows runs only those release checks
   -h, --help    this text";
 
 /// Whether a task's arguments ask for its usage.

@@ -67,6 +67,15 @@ pub enum ServerEvent {
         /// Why it was dropped.
         reason: String,
     },
+    /// Accepting stopped because the process has no file descriptor left (or the kernel no
+    /// memory). New connections wait in the listen backlog (beyond it the kernel drops them) and
+    /// are admitted as descriptors free up: at once when one of the server's connections
+    /// closes, else on a retry 50 ms later. Reported once per episode, which lasts until the
+    /// backlog is empty again; counted in [`crate::ServerStatistics::out_of_descriptors`].
+    OutOfDescriptors {
+        /// What the system said, and what happens to the waiting connections.
+        reason: String,
+    },
 }
 
 /// A WebSocket server: one listening socket and its connected peers.
@@ -312,6 +321,7 @@ impl Server {
                     }
                     out.push(ServerEvent::HandshakeFailed { remote, reason });
                 }
+                ReactorEvent::OutOfDescriptors { reason } => out.push(ServerEvent::OutOfDescriptors { reason }),
                 ReactorEvent::Failing { id } => self.failing.push(id),
                 // Only clients connect out.
                 ReactorEvent::ConnectFailed { .. } => {}

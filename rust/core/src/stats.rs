@@ -4,7 +4,7 @@
 //! - [`Traffic`]: one connection's counters and round-trip time. The connection (I/O thread)
 //!   writes them as it reads, flushes and gets pongs; [`crate::PeerHandle::statistics`] reads them.
 //! - [`EndpointCounters`]: one server's (or client's) totals, shared by all its connections:
-//!   accepted, refused by reason, failed handshakes, traffic, the sum of the peers' round-trip
+//!   accepted, refused by reason, failed handshakes, episodes out of file descriptors, traffic, the sum of the peers' round-trip
 //!   times. [`crate::Server::statistics`] reads them.
 //! - The process registry: while [`set_monitoring`] is on, every server and client publishes a
 //!   [`ProcessTotals`] from its `poll()` a few times a second; [`process_totals`] sums them (the
@@ -306,6 +306,9 @@ pub(crate) struct EndpointCounters {
     pub(crate) failed_handshakes: AtomicU64,
     /// Health checks answered.
     pub(crate) health_checks: AtomicU64,
+    /// Times accepting stopped for lack of file descriptors (or kernel memory) with connections
+    /// left waiting in the backlog: once per episode, which lasts until the backlog is empty.
+    pub(crate) out_of_descriptors: AtomicU64,
     /// Connections turned away, by [`Refusal::index`].
     refused: [AtomicU64; Refusal::ALL.len()],
     /// Connections in their handshake now (set by the reactor).
@@ -364,6 +367,12 @@ pub struct ServerStatistics {
     pub failed_handshakes: u64,
     /// Health checks answered since `listen`.
     pub health_checks: u64,
+    /// Times since `listen` that accepting stopped because the process had no file descriptor
+    /// left (`EMFILE`, `ENFILE`; or the kernel no memory): once per episode, which lasts until
+    /// the backlog is empty again. The connections waiting meanwhile are not refused: they stay
+    /// in the listen backlog and are admitted as descriptors free up (each episode is also
+    /// reported as [`crate::ServerEvent::OutOfDescriptors`]).
+    pub out_of_descriptors: u64,
     /// Messages and bytes carried since `listen`, over every connection.
     pub traffic: TrafficTotals,
     /// Messages received per second, over the last window of at least a second.
@@ -441,6 +450,7 @@ impl EndpointStatistics {
         out.refused = Refusal::ALL.iter().map(|r| (*r, c.refused[r.index()].load(Ordering::Relaxed))).collect();
         out.failed_handshakes = c.failed_handshakes.load(Ordering::Relaxed);
         out.health_checks = c.health_checks.load(Ordering::Relaxed);
+        out.out_of_descriptors = c.out_of_descriptors.load(Ordering::Relaxed);
         out.traffic = c.traffic.totals();
         [out.messages_received_per_second, out.messages_sent_per_second, out.bytes_received_per_second, out.bytes_sent_per_second] =
             self.rates.rates;

@@ -507,6 +507,9 @@ impl WebSocketServer {
     ///   time), `not_websocket` (a plain HTTP request).
     /// - `failed_handshakes`: timeouts, broken requests or TLS, clients leaving mid-handshake.
     /// - `health_checks`: answered on `health_check_path`.
+    /// - `out_of_descriptors`: times accepting stopped because the process had no file descriptor
+    ///   left (pushed as an error once each time); the connections waiting meanwhile stay in the
+    ///   backlog and are admitted as descriptors free up.
     /// - `messages_sent`, `messages_received`, `bytes_sent`, `bytes_received`, `wire_bytes_sent`,
     ///   `wire_bytes_received`: totals since `listen`, as in [method WebSocketConnection.get_statistics].
     /// - `messages_sent_per_second`, `messages_received_per_second`, `bytes_sent_per_second`,
@@ -599,6 +602,11 @@ impl Endpoint for WebSocketServer {
             }
             ServerEvent::HandshakeFailed { remote, reason } => {
                 godot_warn!("WebSocketServer: dropped a connection from {remote}: {reason}");
+            }
+            ServerEvent::OutOfDescriptors { reason } => {
+                godot_error!(
+                    "WebSocketServer: out of file descriptors, {reason}; raise the process's limit (ulimit -n) or set max_connections below it"
+                );
             }
             ServerEvent::HandshakeRequested { id, request } => {
                 let headers = crate::connection::headers_to_dictionary(&request.headers);

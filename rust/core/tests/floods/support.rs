@@ -54,15 +54,21 @@ pub(crate) fn set_soft_descriptor_limit(soft: u64) -> Result<(), String> {
     }
 }
 
-/// Raises the soft descriptor limit to at least `needed` (up to the hard limit); an error saying
-/// why when the hard limit is lower.
+/// Raises the soft descriptor limit to at least `needed`, and the hard one too when it is lower
+/// and the process may (root, or CAP_SYS_RESOURCE); an error saying why not otherwise.
 pub(crate) fn raise_descriptor_limit(needed: u64) -> Result<(), String> {
     let (soft, hard) = descriptor_limit();
     if soft >= needed {
         return Ok(());
     }
     if hard < needed {
-        return Err(format!("needs {needed} file descriptors, the hard limit (ulimit -Hn) is {hard}"));
+        let limit = libc::rlimit { rlim_cur: needed, rlim_max: needed };
+        // SAFETY: setrlimit with a valid pointer.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(format!("needs {needed} file descriptors; the hard limit (ulimit -Hn) is {hard} and raising it failed: {err}"));
+        }
+        return Ok(());
     }
     set_soft_descriptor_limit(needed)
 }

@@ -68,8 +68,8 @@ pub enum ServerEvent {
         reason: String,
     },
     /// Accepting stopped because the process has no file descriptor left (or the kernel no
-    /// memory). New connections wait in the listen backlog (beyond it the kernel drops them) and
-    /// are admitted as descriptors free up: at once when one of the server's connections
+    /// memory). New connections wait in the listen backlog (beyond it, the kernel drops their
+    /// connection attempts, which clients retry) and are admitted as descriptors free up: at once when one of the server's connections
     /// closes, else on a retry 50 ms later. Reported once per episode, which lasts until the
     /// backlog is empty again; counted in [`crate::ServerStatistics::out_of_descriptors`].
     OutOfDescriptors {

@@ -4,8 +4,8 @@
 //! - [`Traffic`]: one connection's counters and round-trip time. The connection (I/O thread)
 //!   writes them as it reads, flushes and gets pongs; [`crate::PeerHandle::statistics`] reads them.
 //! - [`EndpointCounters`]: one server's (or client's) totals, shared by all its connections:
-//!   accepted, refused by reason, failed handshakes, episodes out of file descriptors, traffic, the sum of the peers' round-trip
-//!   times. [`crate::Server::statistics`] reads them.
+//!   accepted, refused by reason, failed handshakes, episodes out of file descriptors, traffic,
+//!   the sum of the peers' round-trip times. [`crate::Server::statistics`] reads them.
 //! - The process registry: while [`set_monitoring`] is on, every server and client publishes a
 //!   [`ProcessTotals`] from its `poll()` a few times a second; [`process_totals`] sums them (the
 //!   editor's monitors).

@@ -11,7 +11,7 @@ use websocket_rs_core::{ConnectionConfig, Server, ServerEvent, ServerStatistics,
 
 use crate::client::{self, Mode};
 use crate::support::{
-    descriptor_limit, percentile, raise_descriptor_limit, resident_bytes, set_soft_descriptor_limit, Bystander, ConnRecord, FloodChild,
+    cpu_time, descriptor_limit, percentile, raise_descriptor_limit, resident_bytes, set_soft_descriptor_limit, Bystander, ConnRecord, FloodChild,
     LimitGuard,
 };
 use crate::CHILD_FLAG;
@@ -303,6 +303,7 @@ fn run_flood(flood: &Flood) -> Result<FloodResult, String> {
         std::thread::sleep(Duration::from_millis(1));
     }
     let rss_before = resident_bytes();
+    let cpu_before = cpu_time();
     child.send("go");
     let go = Instant::now();
     let (mut rss_peak, mut peak_handshaking, mut peak_open) = (rss_before, 0u64, 0u64);
@@ -380,6 +381,7 @@ fn run_flood(flood: &Flood) -> Result<FloodResult, String> {
         std::thread::sleep(Duration::from_millis(1));
     }
     let over = Instant::now();
+    let cpu = cpu_time().saturating_sub(cpu_before);
     let samples = bystander.finish(|| {
         server.poll(&mut events);
         echo(&server, bystander_id);
@@ -397,10 +399,12 @@ fn run_flood(flood: &Flood) -> Result<FloodResult, String> {
         flood.max_kib_per_connection
     );
     println!(
-        "MEASURE {}: {} connections, over {:.2} s after go; server resident memory after: {:.1} MiB",
+        "MEASURE {}: {} connections, over {:.2} s after go; the server's process (its I/O thread, the game loop, the bystander) used {:.2} s of CPU: {:.0} us per flood connection; resident memory after: {:.1} MiB",
         flood.label,
         flood.count,
         over.duration_since(go).as_secs_f64(),
+        cpu.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / flood.count as f64,
         resident_bytes() as f64 / 1048576.0
     );
     assert!(

@@ -98,6 +98,18 @@ pub(crate) fn resident_bytes() -> u64 {
     pages * u64::try_from(page).unwrap_or(4096)
 }
 
+/// CPU time this process has used so far, user and system (getrusage).
+pub(crate) fn cpu_time() -> Duration {
+    // SAFETY: getrusage with a valid pointer to a zeroed struct.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
 /// The flood client, running; killed when dropped.
 pub(crate) struct FloodChild {
     child: Child,

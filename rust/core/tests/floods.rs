@@ -20,9 +20,11 @@
 //! descriptors in all, more than one process may have on many machines. The child spreads them
 //! over several loopback source addresses (127.0.0.2 and up) so that ports never run short.
 //!
-//! Own harness (`harness = false` in Cargo.toml): the tests share the process-wide descriptor
-//! limit, so they run one after another; one that cannot run here prints `SKIPPED: <reason>` and
-//! counts as ignored in the summary line, never as passed.
+//! Own harness (`harness = false` in Cargo.toml): the descriptor limit is the whole process's
+//! and resident memory is measured from a fresh heap, so each test runs alone in a process of its
+//! own (this binary with `--run-one NAME`), one after another; one that cannot run here (a hard
+//! descriptor limit too low to raise) prints `SKIPPED: <reason>` and counts as ignored in the
+//! summary line, never as passed. The whole file takes about 15 s.
 
 #[cfg(target_os = "linux")]
 #[path = "floods/client.rs"]

@@ -1,4 +1,5 @@
-//! The harness (one test at a time, `SKIPPED` counted as ignored) and the four tests.
+//! The harness (one test at a time, each in a process of its own, `SKIPPED` counted as ignored)
+//! and the four tests.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -11,8 +12,8 @@ use websocket_rs_core::{ConnectionConfig, Server, ServerEvent, ServerStatistics,
 
 use crate::client::{self, Mode};
 use crate::support::{
-    cpu_time, descriptor_limit, percentile, raise_descriptor_limit, resident_bytes, set_soft_descriptor_limit, Bystander, ConnRecord, FloodChild,
-    LimitGuard,
+    cpu_time, descriptor_limit, percentile, raise_descriptor_limit, resident_bytes, set_soft_descriptor_limit, Bystander,
+    ConnRecord, FloodChild, LimitGuard,
 };
 use crate::CHILD_FLAG;
 

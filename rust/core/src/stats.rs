@@ -640,6 +640,56 @@ pub fn process_totals() -> ProcessTotals {
     totals
 }
 
+/// Lets the first `per_second` reports of each second through and holds back the rest, so that
+/// a flood (10,000 slow connections timing out together) cannot flood the game's output. What
+/// was held back is still counted by the statistics; the next report let through says how many.
+#[derive(Debug)]
+pub struct ReportLimiter {
+    per_second: u32,
+    window_start: Option<Instant>,
+    in_window: u32,
+    held_back: u64,
+}
+
+/// What [`ReportLimiter::admit`] says of one report.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Report {
+    /// Print it.
+    Print {
+        /// How many reports before it were held back (not printed) since the last one printed.
+        held_back: u64,
+    },
+    /// Print it, and say that the next ones this second will not be: it is the last let through.
+    PrintLast,
+    /// Do not print it.
+    Hold,
+}
+
+impl ReportLimiter {
+    /// At most `per_second` reports printed in any one second (at least one).
+    pub fn new(per_second: u32) -> Self {
+        ReportLimiter { per_second: per_second.max(1), window_start: None, in_window: 0, held_back: 0 }
+    }
+
+    /// Whether the report made at `now` is printed.
+    pub fn admit(&mut self, now: Instant) -> Report {
+        let fresh = self.window_start.is_none_or(|start| now.saturating_duration_since(start) >= Duration::from_secs(1));
+        if fresh {
+            self.window_start = Some(now);
+            self.in_window = 0;
+        }
+        self.in_window += 1;
+        if self.in_window > self.per_second {
+            self.held_back += 1;
+            return Report::Hold;
+        }
+        if self.in_window == self.per_second {
+            return Report::PrintLast;
+        }
+        Report::Print { held_back: std::mem::take(&mut self.held_back) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -764,5 +814,22 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), Refusal::ALL.len());
         assert!(Refusal::ALL.iter().enumerate().all(|(i, r)| r.index() == i));
+    }
+
+    #[test]
+    fn report_limiter_lets_a_few_through_each_second_and_counts_the_rest() {
+        let start = Instant::now();
+        let mut limiter = ReportLimiter::new(3);
+        let at = |ms| start + Duration::from_millis(ms);
+        assert_eq!(limiter.admit(at(0)), Report::Print { held_back: 0 });
+        assert_eq!(limiter.admit(at(1)), Report::Print { held_back: 0 });
+        assert_eq!(limiter.admit(at(2)), Report::PrintLast);
+        for ms in 3..100 {
+            assert_eq!(limiter.admit(at(ms)), Report::Hold);
+        }
+        // A second after the window began, the next one is printed with the count held back.
+        assert_eq!(limiter.admit(at(999)), Report::Hold);
+        assert_eq!(limiter.admit(at(1000)), Report::Print { held_back: 98 });
+        assert_eq!(limiter.admit(at(5000)), Report::Print { held_back: 0 });
     }
 }

@@ -43,6 +43,7 @@ func test_counters_are_exact_after_a_known_exchange() -> void:
 	check_eq([received.rtt_ms, client.get_round_trip_time()], [0.0, 0.0], "no heartbeat, no round-trip time")
 	var totals: Dictionary = server.get_statistics()
 	check_eq([totals.open, totals.accepted, totals.opened, totals.handshaking], [1, 1, 1, 0], "open, accepted, opened, handshaking")
+	check_eq(totals.out_of_descriptors, 0, "never out of file descriptors")
 	check_eq([totals.messages_received, totals.bytes_received, totals.wire_bytes_received], [3, 15, 33], "received totals")
 	check_eq([totals.messages_sent, totals.bytes_sent, totals.wire_bytes_sent], [1, 2, 4], "sent totals")
 	# After the close the counters stay readable and connected_seconds stops.

@@ -378,7 +378,7 @@ impl Client {
                 }
                 ReactorEvent::Failing { .. } => self.failing = true,
                 // Server side only.
-                ReactorEvent::HandshakeFailed { .. } | ReactorEvent::HandshakeRequested { .. } => {}
+                ReactorEvent::HandshakeFailed { .. } | ReactorEvent::HandshakeRequested { .. } | ReactorEvent::OutOfDescriptors { .. } => {}
             }
         }
         if let (None, Some((_, deadline))) = (&end, &self.awaiting_id) {

@@ -42,7 +42,7 @@ pub use connection::HandshakeRequest;
 pub use proxy::TrustedProxies;
 pub use reconnect::ReconnectPolicy;
 pub use server::{Recipients, Server, ServerEvent};
-pub use stats::{PeerStatistics, ProcessTotals, QueueTotals, Refusal, ServerStatistics, TrafficTotals};
+pub use stats::{PeerStatistics, ProcessTotals, QueueTotals, Refusal, Report, ReportLimiter, ServerStatistics, TrafficTotals};
 pub use tls::{TlsClientSettings, TlsServerSettings, BACKEND as TLS_BACKEND};
 pub use tungstenite::Bytes;
 

@@ -52,6 +52,10 @@ pub(crate) enum Accepted {
     Refused { remote: SocketAddr, reason: String, full: bool },
     /// A connection dropped without a word: refusing new connections, or registration failed.
     Dropped { refusing_new: bool },
+    /// Accepting stopped for lack of file descriptors (or kernel memory), the first time since the
+    /// backlog was last empty: the connections wait there and are taken on a retry; why (reported
+    /// to the game once per such episode).
+    OutOfDescriptors { reason: String },
     /// Nothing more to accept for now.
     Done,
 }
@@ -105,6 +109,7 @@ impl Listener {
             Accepted::Refused { full: false, .. } => _ = counters.failed_handshakes.fetch_add(1, Ordering::Relaxed),
             Accepted::Dropped { refusing_new: true } => counters.refused(Refusal::NotAccepting),
             Accepted::Dropped { refusing_new: false } => _ = counters.failed_handshakes.fetch_add(1, Ordering::Relaxed),
+            Accepted::OutOfDescriptors { .. } => _ = counters.out_of_descriptors.fetch_add(1, Ordering::Relaxed),
             Accepted::Done => {}
         }
         accepted
@@ -124,10 +129,21 @@ impl Listener {
                         err.kind(),
                         io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
                     ) => {}
-                // Out of file descriptors or memory: the rest wait in the backlog until a retry.
-                Err(_) => {
+                // Out of file descriptors or memory: the rest wait in the backlog until a retry. An
+                // episode lasts until the backlog is empty (`WouldBlock` above); only its start is
+                // reported.
+                Err(err) => {
+                    let first = self.retry_at.is_none();
                     self.retry_at = Some(now + RETRY_AFTER_RESOURCE_ERROR);
-                    return Accepted::Done;
+                    if !first {
+                        return Accepted::Done;
+                    }
+                    let reason = format!(
+                        "cannot accept new connections: {err}; they wait in the listen backlog and are admitted as descriptors free up \
+                         (retried every {} ms and whenever a connection closes)",
+                        RETRY_AFTER_RESOURCE_ERROR.as_millis()
+                    );
+                    return Accepted::OutOfDescriptors { reason };
                 }
             }
         };

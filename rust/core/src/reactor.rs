@@ -61,6 +61,9 @@ pub(crate) enum ReactorEvent {
     /// An incoming connection failed its handshake and was dropped (server side); `id` is the
     /// one it had, if any (a connection refused at accept had none).
     HandshakeFailed { id: Option<PeerId>, remote: SocketAddr, reason: String },
+    /// Server: accepting stopped for lack of file descriptors; once per episode (see
+    /// `listener::Accepted::OutOfDescriptors`).
+    OutOfDescriptors { reason: String },
 }
 
 /// What the I/O thread starts with.
@@ -357,7 +360,7 @@ impl Reactor {
             for event in ready.iter() {
                 match event.token() {
                     WAKER => self.drain_commands(now),
-                    LISTENER => self.accept_all(now),
+                    LISTENER => self.accept_all(),
                     Token(key) => self.on_ready(key, event.is_readable(), event.is_writable(), now),
                 }
             }
@@ -481,8 +484,11 @@ impl Reactor {
         }
     }
 
-    fn accept_all(&mut self, now: Instant) {
+    fn accept_all(&mut self) {
         loop {
+            // Each connection's handshake deadline runs from its own accept: a turn that served
+            // many sockets before this one may have taken a while.
+            let now = Instant::now();
             let Some(listener) = self.listener.as_mut() else { return };
             let key = self.slots.vacant_key();
             let live = self.slots.len() - self.refusing;
@@ -504,6 +510,7 @@ impl Reactor {
                 }
                 Accepted::Refused { remote, reason, .. } => self.emit(ReactorEvent::HandshakeFailed { id: None, remote, reason }),
                 Accepted::Dropped { .. } => {}
+                Accepted::OutOfDescriptors { reason } => return self.emit(ReactorEvent::OutOfDescriptors { reason }),
                 Accepted::Done => return,
             }
         }
@@ -565,7 +572,7 @@ impl Reactor {
             self.settle(key);
         }
         if self.listener.as_ref().and_then(Listener::retry_at).is_some_and(|at| at <= now) {
-            self.accept_all(now);
+            self.accept_all();
         }
     }
 
@@ -600,9 +607,11 @@ impl Reactor {
         if let Some(tcp) = slot.conn.stream_mut().and_then(|s| s.tcp_mut()) {
             let _ = registry.deregister(tcp);
         }
+        // Closes the socket: its descriptor must be free before the retry below.
+        drop(slot);
         // A file descriptor is free again: connections left in the backlog can be taken now.
         if self.running && self.listener.as_ref().and_then(Listener::retry_at).is_some() {
-            self.accept_all(Instant::now());
+            self.accept_all();
         }
     }
 

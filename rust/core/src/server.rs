@@ -67,6 +67,15 @@ pub enum ServerEvent {
         /// Why it was dropped.
         reason: String,
     },
+    /// Accepting stopped because the process has no file descriptor left (or the kernel no
+    /// memory). New connections wait in the listen backlog (beyond it, the kernel drops their
+    /// connection attempts, which clients retry) and are admitted as descriptors free up: at once when one of the server's connections
+    /// closes, else on a retry 50 ms later. Reported once per episode, which lasts until the
+    /// backlog is empty again; counted in [`crate::ServerStatistics::out_of_descriptors`].
+    OutOfDescriptors {
+        /// What the system said, and what happens to the waiting connections.
+        reason: String,
+    },
 }
 
 /// A WebSocket server: one listening socket and its connected peers.
@@ -312,6 +321,7 @@ impl Server {
                     }
                     out.push(ServerEvent::HandshakeFailed { remote, reason });
                 }
+                ReactorEvent::OutOfDescriptors { reason } => out.push(ServerEvent::OutOfDescriptors { reason }),
                 ReactorEvent::Failing { id } => self.failing.push(id),
                 // Only clients connect out.
                 ReactorEvent::ConnectFailed { .. } => {}
@@ -562,15 +572,42 @@ impl Drop for Server {
     }
 }
 
+/// Connections the kernel may hold completed but not yet accepted (capped by the system's own
+/// limit, `net.core.somaxconn` on Linux). The standard library and mio ask for 128: a burst of
+/// players joining at once (a server restart) overflows that, and the kernel drops their
+/// connection attempts, which the clients retry only a second or more later.
+const LISTEN_BACKLOG: i32 = 1024;
+
 /// Binds a listener; on the IPv6 wildcard it also accepts IPv4 (falls back to IPv4 only where the
-/// system has no IPv6).
+/// system has no IPv6). Its backlog is [`LISTEN_BACKLOG`] where the system lets us set it.
 fn bind_dual_stack(addr: SocketAddr) -> std::io::Result<mio::net::TcpListener> {
-    match mio::net::TcpListener::bind(addr) {
+    let listener = match mio::net::TcpListener::bind(addr) {
         Err(err) if addr.ip().is_unspecified() && addr.is_ipv6() && err.kind() != std::io::ErrorKind::AddrInUse => {
             mio::net::TcpListener::bind(SocketAddr::new(IpAddr::from([0u8; 4]), addr.port()))
         }
         other => other,
+    }?;
+    set_backlog(&listener, LISTEN_BACKLOG)?;
+    Ok(listener)
+}
+
+/// Listening again on a listening socket sets its backlog anew (POSIX allows it; Linux, the BSDs
+/// and macOS do it).
+#[cfg(unix)]
+fn set_backlog(listener: &mio::net::TcpListener, backlog: i32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: listen(2) on a descriptor the listener owns; it reads nothing else.
+    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
+}
+
+/// Elsewhere the backlog stays what the standard library asks for.
+#[cfg(not(unix))]
+fn set_backlog(_listener: &mio::net::TcpListener, _backlog: i32) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// What the process registry needs of a server's peers: how many are open, and their queued

@@ -4,8 +4,8 @@
 //! - [`Traffic`]: one connection's counters and round-trip time. The connection (I/O thread)
 //!   writes them as it reads, flushes and gets pongs; [`crate::PeerHandle::statistics`] reads them.
 //! - [`EndpointCounters`]: one server's (or client's) totals, shared by all its connections:
-//!   accepted, refused by reason, failed handshakes, traffic, the sum of the peers' round-trip
-//!   times. [`crate::Server::statistics`] reads them.
+//!   accepted, refused by reason, failed handshakes, episodes out of file descriptors, traffic,
+//!   the sum of the peers' round-trip times. [`crate::Server::statistics`] reads them.
 //! - The process registry: while [`set_monitoring`] is on, every server and client publishes a
 //!   [`ProcessTotals`] from its `poll()` a few times a second; [`process_totals`] sums them (the
 //!   editor's monitors).
@@ -306,6 +306,9 @@ pub(crate) struct EndpointCounters {
     pub(crate) failed_handshakes: AtomicU64,
     /// Health checks answered.
     pub(crate) health_checks: AtomicU64,
+    /// Times accepting stopped for lack of file descriptors (or kernel memory) with connections
+    /// left waiting in the backlog: once per episode, which lasts until the backlog is empty.
+    pub(crate) out_of_descriptors: AtomicU64,
     /// Connections turned away, by [`Refusal::index`].
     refused: [AtomicU64; Refusal::ALL.len()],
     /// Connections in their handshake now (set by the reactor).
@@ -364,6 +367,12 @@ pub struct ServerStatistics {
     pub failed_handshakes: u64,
     /// Health checks answered since `listen`.
     pub health_checks: u64,
+    /// Times since `listen` that accepting stopped because the process had no file descriptor
+    /// left (`EMFILE`, `ENFILE`; or the kernel no memory): once per episode, which lasts until
+    /// the backlog is empty again. The connections waiting meanwhile are not refused: they stay
+    /// in the listen backlog and are admitted as descriptors free up (each episode is also
+    /// reported as [`crate::ServerEvent::OutOfDescriptors`]).
+    pub out_of_descriptors: u64,
     /// Messages and bytes carried since `listen`, over every connection.
     pub traffic: TrafficTotals,
     /// Messages received per second, over the last window of at least a second.
@@ -441,6 +450,7 @@ impl EndpointStatistics {
         out.refused = Refusal::ALL.iter().map(|r| (*r, c.refused[r.index()].load(Ordering::Relaxed))).collect();
         out.failed_handshakes = c.failed_handshakes.load(Ordering::Relaxed);
         out.health_checks = c.health_checks.load(Ordering::Relaxed);
+        out.out_of_descriptors = c.out_of_descriptors.load(Ordering::Relaxed);
         out.traffic = c.traffic.totals();
         [out.messages_received_per_second, out.messages_sent_per_second, out.bytes_received_per_second, out.bytes_sent_per_second] =
             self.rates.rates;
@@ -630,6 +640,56 @@ pub fn process_totals() -> ProcessTotals {
     totals
 }
 
+/// Lets the first `per_second` reports of each second through and holds back the rest, so that
+/// a flood (10,000 slow connections timing out together) cannot flood the game's output. What
+/// was held back is still counted by the statistics; the next report let through says how many.
+#[derive(Debug)]
+pub struct ReportLimiter {
+    per_second: u32,
+    window_start: Option<Instant>,
+    in_window: u32,
+    held_back: u64,
+}
+
+/// What [`ReportLimiter::admit`] says of one report.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Report {
+    /// Print it.
+    Print {
+        /// How many reports before it were held back (not printed) since the last one printed.
+        held_back: u64,
+    },
+    /// Print it, and say that the next ones this second will not be: it is the last let through.
+    PrintLast,
+    /// Do not print it.
+    Hold,
+}
+
+impl ReportLimiter {
+    /// At most `per_second` reports printed in any one second (at least one).
+    pub fn new(per_second: u32) -> Self {
+        ReportLimiter { per_second: per_second.max(1), window_start: None, in_window: 0, held_back: 0 }
+    }
+
+    /// Whether the report made at `now` is printed.
+    pub fn admit(&mut self, now: Instant) -> Report {
+        let fresh = self.window_start.is_none_or(|start| now.saturating_duration_since(start) >= Duration::from_secs(1));
+        if fresh {
+            self.window_start = Some(now);
+            self.in_window = 0;
+        }
+        self.in_window += 1;
+        if self.in_window > self.per_second {
+            self.held_back += 1;
+            return Report::Hold;
+        }
+        if self.in_window == self.per_second {
+            return Report::PrintLast;
+        }
+        Report::Print { held_back: std::mem::take(&mut self.held_back) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -754,5 +814,22 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), Refusal::ALL.len());
         assert!(Refusal::ALL.iter().enumerate().all(|(i, r)| r.index() == i));
+    }
+
+    #[test]
+    fn report_limiter_lets_a_few_through_each_second_and_counts_the_rest() {
+        let start = Instant::now();
+        let mut limiter = ReportLimiter::new(3);
+        let at = |ms| start + Duration::from_millis(ms);
+        assert_eq!(limiter.admit(at(0)), Report::Print { held_back: 0 });
+        assert_eq!(limiter.admit(at(1)), Report::Print { held_back: 0 });
+        assert_eq!(limiter.admit(at(2)), Report::PrintLast);
+        for ms in 3..100 {
+            assert_eq!(limiter.admit(at(ms)), Report::Hold);
+        }
+        // A second after the window began, the next one is printed with the count held back.
+        assert_eq!(limiter.admit(at(999)), Report::Hold);
+        assert_eq!(limiter.admit(at(1000)), Report::Print { held_back: 98 });
+        assert_eq!(limiter.admit(at(5000)), Report::Print { held_back: 0 });
     }
 }

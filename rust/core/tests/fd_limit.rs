@@ -94,7 +94,12 @@ fn connections_waiting_while_out_of_descriptors_are_admitted_once_some_are_free(
         std::thread::sleep(Duration::from_millis(5));
     }
     let connected = |events: &Vec<ServerEvent>| events.iter().filter(|e| matches!(e, ServerEvent::ClientConnected { .. })).count();
+    let episodes = |events: &Vec<ServerEvent>| events.iter().filter(|e| matches!(e, ServerEvent::OutOfDescriptors { .. })).count();
     assert_eq!(connected(&events), 0, "no descriptor, no connection: {events:?}");
+    // Reported once (the retries every 50 ms meanwhile are the same episode), as an event and a
+    // counter.
+    assert_eq!(episodes(&events), 1, "the game was told once: {events:?}");
+    assert_eq!(server.statistics().out_of_descriptors, 1);
 
     // Descriptors are free again; nothing new arrives, yet the waiting connections get in.
     drop(spares);
@@ -105,6 +110,7 @@ fn connections_waiting_while_out_of_descriptors_are_admitted_once_some_are_free(
     }
     set_descriptor_limit(old_limit.rlim_cur);
     assert_eq!(connected(&events), CLIENTS, "every waiting connection was admitted: {events:?}");
+    assert_eq!((episodes(&events), server.statistics().out_of_descriptors), (1, 1), "still one episode");
     println!("MEASURE admitted {CLIENTS} waiting connections {:?} after descriptors were freed", freed.elapsed());
     drop(fillers);
 }

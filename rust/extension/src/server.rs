@@ -1,11 +1,12 @@
 //! `WebSocketServer`: the Godot face of `websocket_rs_core::Server`.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use godot::classes::multiplayer_peer::ConnectionStatus;
 use godot::global::Error as GodotError;
 use godot::prelude::*;
-use websocket_rs_core::{Bytes, ConnectionConfig, Error, Packet, PeerId, Recipients, Server, ServerEvent};
+use websocket_rs_core::{Bytes, ConnectionConfig, Error, Packet, PeerId, Recipients, Report, ReportLimiter, Server, ServerEvent};
 
 use crate::connection::WebSocketConnection;
 use crate::errors;
@@ -14,6 +15,10 @@ use crate::settings::{self, OptionalTls};
 
 /// `bind_ip`'s default: every interface, IPv4 and IPv6.
 const ALL_INTERFACES: &str = "*";
+
+/// Failed handshakes printed as warnings in any one second; the rest are counted only
+/// (`get_statistics()`: `failed_handshakes`, `refused`).
+const HANDSHAKE_WARNINGS_PER_SECOND: u32 = 10;
 
 websocket_multiplayer_peer! {
     /// A WebSocket server: accepts clients and emits a signal for each connect, message and
@@ -139,6 +144,11 @@ websocket_multiplayer_peer! {
         health_check_path: GString,
         /// Connection objects handed out by `get_peer`, so the same id gives the same object.
         connections: HashMap<PeerId, Gd<WebSocketConnection>>,
+        /// Keeps a flood of failed handshakes (slow or half-open connections timing out
+        /// together) from flooding the output: a few warnings a second, and how many were not
+        /// printed.
+        #[init(val = ReportLimiter::new(HANDSHAKE_WARNINGS_PER_SECOND))]
+        handshake_warnings: ReportLimiter,
     }
     signals {
         /// A client finished its handshake and can now send and receive.
@@ -507,6 +517,9 @@ impl WebSocketServer {
     ///   time), `not_websocket` (a plain HTTP request).
     /// - `failed_handshakes`: timeouts, broken requests or TLS, clients leaving mid-handshake.
     /// - `health_checks`: answered on `health_check_path`.
+    /// - `out_of_descriptors`: times accepting stopped because the process had no file descriptor
+    ///   left (pushed as an error once each time); the connections waiting meanwhile stay in the
+    ///   backlog and are admitted as descriptors free up.
     /// - `messages_sent`, `messages_received`, `bytes_sent`, `bytes_received`, `wire_bytes_sent`,
     ///   `wire_bytes_received`: totals since `listen`, as in [method WebSocketConnection.get_statistics].
     /// - `messages_sent_per_second`, `messages_received_per_second`, `bytes_sent_per_second`,
@@ -597,8 +610,20 @@ impl Endpoint for WebSocketServer {
                 self.signals().peer_disconnected().emit(i64::from(id));
                 self.connections.remove(&id);
             }
-            ServerEvent::HandshakeFailed { remote, reason } => {
-                godot_warn!("WebSocketServer: dropped a connection from {remote}: {reason}");
+            ServerEvent::HandshakeFailed { remote, reason } => match self.handshake_warnings.admit(Instant::now()) {
+                Report::Print { held_back: 0 } => godot_warn!("WebSocketServer: dropped a connection from {remote}: {reason}"),
+                Report::Print { held_back } => godot_warn!(
+                    "WebSocketServer: dropped a connection from {remote}: {reason} ({held_back} more failed handshakes were not printed)"
+                ),
+                Report::PrintLast => godot_warn!(
+                    "WebSocketServer: dropped a connection from {remote}: {reason} (more than {HANDSHAKE_WARNINGS_PER_SECOND} failed handshakes this second: the next are not printed; get_statistics() counts them all)"
+                ),
+                Report::Hold => {}
+            },
+            ServerEvent::OutOfDescriptors { reason } => {
+                godot_error!(
+                    "WebSocketServer: out of file descriptors, {reason}; raise the process's limit (ulimit -n) or set max_connections below it"
+                );
             }
             ServerEvent::HandshakeRequested { id, request } => {
                 let headers = crate::connection::headers_to_dictionary(&request.headers);

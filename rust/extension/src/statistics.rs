@@ -48,6 +48,7 @@ pub(crate) fn server_dictionary(stats: &ServerStatistics) -> VarDictionary {
     out.set("refused", &refused);
     out.set("failed_handshakes", int(stats.failed_handshakes));
     out.set("health_checks", int(stats.health_checks));
+    out.set("out_of_descriptors", int(stats.out_of_descriptors));
     set_traffic_and_queues(&mut out, &stats.traffic, &stats.queued);
     out.set("messages_sent_per_second", stats.messages_sent_per_second);
     out.set("messages_received_per_second", stats.messages_received_per_second);

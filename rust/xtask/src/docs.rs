@@ -201,7 +201,7 @@ pub(crate) fn screenshot(godot: &Path, sample: &Path, png: &Path) -> Result<(), 
         std::fs::copy(&from, plugin.join(file)).map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
     }
     link_dir(&root.join("addons/websocket_rs"), &project.join("addons/websocket_rs"))?;
-    std::fs::write(project.join("project.godot"), SCREENSHOT_PROJECT).map_err(|e| format!("cannot write project.godot: {e}"))?;
+    std::fs::write(project.join("project.godot"), screenshot_project("websocket_rs help screenshot", "help_screenshot")).map_err(|e| format!("cannot write project.godot: {e}"))?;
     godot::import_project(godot, &project)?;
 
     let shot = project.join("help.png");
@@ -229,22 +229,27 @@ pub(crate) fn screenshot(godot: &Path, sample: &Path, png: &Path) -> Result<(), 
     Ok(())
 }
 
-/// The scratch project of the screenshot: the sample's renderer, the screenshot plugin enabled.
-const SCREENSHOT_PROJECT: &str = "config_version=5
+/// The `project.godot` of a scratch project for an editor screenshot: the sample's renderer,
+/// and the editor plugin `addons/<plugin>/` enabled (it takes the picture).
+pub(crate) fn screenshot_project(name: &str, plugin: &str) -> String {
+    format!(
+        "config_version=5
 
 [application]
 
-config/name=\"websocket_rs help screenshot\"
+config/name=\"{name}\"
 config/features=PackedStringArray(\"4.6\")
 
 [editor_plugins]
 
-enabled=PackedStringArray(\"res://addons/help_screenshot/plugin.cfg\")
+enabled=PackedStringArray(\"res://addons/{plugin}/plugin.cfg\")
 
 [rendering]
 
 renderer/rendering_method=\"gl_compatibility\"
-";
+"
+    )
+}
 
 #[cfg(unix)]
 pub(crate) fn link_dir(target: &Path, link: &Path) -> Result<(), String> {

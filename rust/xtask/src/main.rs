@@ -29,9 +29,12 @@
 //!   `--monitors-screenshot` the WebSocket graphs in Debugger > Monitors into `docs/monitors.png`;
 //! - `workflows`: checks `.github/workflows/*.yml` against the GitHub workflow schema (also in
 //!   `test`);
+//! - `chaos [CASE]`: our core server and client in two network namespaces under packet loss, a
+//!   rate cap, delay and partitions (also in `test`; skipped where namespaces are not allowed);
 //! - `version`: print the project's version (the root Cargo.toml's).
 
 mod bench;
+mod chaos;
 mod conformance;
 mod docs;
 mod fuzz;
@@ -81,12 +84,13 @@ fn main() -> ExitCode {
         Some("package") => package_command(&args),
         Some("docs") => docs_command(args.iter().any(|a| a == "--screenshot"), args.iter().any(|a| a == "--monitors-screenshot")),
         Some("workflows") => workflows::check(&root(), &target_dir()).map(|r| exit_code(r.failed == 0)),
+        Some("chaos") => Ok(exit_code(chaos::run(args.get(1).map_or("", String::as_str)).failed == 0)),
         Some("version") => {
             println!("{}", package::VERSION);
             Ok(ExitCode::SUCCESS)
         }
         _ => {
-            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | fuzz [--seconds N] | bench [--quick] [--only PARTS] [--baseline REV] | godot | package [--prebuilt DIR] [--test] | docs [--screenshot] [--monitors-screenshot] | workflows | version>");
+            eprintln!("usage: cargo xtask <build [--release] [--native-tls] | test [--godot-only] [FILTER] | demo | conformance | soak [--seconds N] | fuzz [--seconds N] | bench [--quick] [--only PARTS] [--baseline REV] | godot | package [--prebuilt DIR] [--test] | docs [--screenshot] [--monitors-screenshot] | workflows | chaos [CASE] | version>");
             return ExitCode::from(2);
         }
     };
@@ -104,11 +108,12 @@ const TEST_USAGE: &str = "\
 usage: cargo xtask test [--godot-only] [FILTER]
 
   (no option)   cargo test of the workspace, every headless Godot test, the Autobahn conformance
-                cases, the TLS tests again with native-tls, then the release checks (package, docs,
-                workflows); ends with `N passed, N failed`
+                cases, the TLS tests again with native-tls, the impaired-link cases (chaos), then
+                the release checks (package, docs, workflows); ends with `N passed, N failed`
   --godot-only  leave out cargo test
   FILTER        only the Godot tests whose `script::method` contains it (conformance, tls: those
-                too); a FILTER naming package, docs or workflows runs only those release checks
+                too; chaos: those cases, chaos::loss_20 one of them); a FILTER naming package,
+                docs or workflows runs only those release checks
   -h, --help    this text";
 
 /// Whether a task's arguments ask for its usage.
@@ -269,6 +274,13 @@ fn test(godot_only: bool, filter: &str) -> Result<ExitCode, String> {
         let (p, f) = native_tls_tests(&godot, &env, godot_only)?;
         passed += p;
         failed += f;
+    }
+
+    // Impaired links in network namespaces (skipped cases count as neither).
+    if filter.is_empty() || (filter.contains("chaos") && !release_only) {
+        let outcome = chaos::run(filter);
+        passed += outcome.passed;
+        failed += outcome.failed;
     }
 
     // The release: the zip and its echo, the editor's class reference, the workflow files.

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::docs::{ensure_xvfb, link_dir};
+use crate::docs::{ensure_xvfb, link_dir, screenshot_project};
 use crate::{godot, process};
 
 /// The files of the plugin and of the scene it plays.
@@ -34,7 +34,7 @@ pub(crate) fn screenshot(godot: &Path, sample: &Path, png: &Path) -> Result<(), 
         std::fs::copy(&from, plugin.join(file)).map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
     }
     link_dir(&crate::root().join("addons/websocket_rs"), &project.join("addons/websocket_rs"))?;
-    std::fs::write(project.join("project.godot"), SCREENSHOT_PROJECT).map_err(|e| format!("cannot write project.godot: {e}"))?;
+    std::fs::write(project.join("project.godot"), screenshot_project("websocket_rs monitors screenshot", "monitors_screenshot")).map_err(|e| format!("cannot write project.godot: {e}"))?;
     godot::import_project(godot, &project)?;
     // Debug > Keep Debug Server Open: the plugin starts the game itself (see its header).
     let metadata = project.join(".godot/editor/project_metadata.cfg");
@@ -82,20 +82,3 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
     let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (!path.is_empty()).then(|| path.into())
 }
-
-/// The scratch project: the sample's renderer, the plugin enabled.
-const SCREENSHOT_PROJECT: &str = "config_version=5
-
-[application]
-
-config/name=\"websocket_rs monitors screenshot\"
-config/features=PackedStringArray(\"4.6\")
-
-[editor_plugins]
-
-enabled=PackedStringArray(\"res://addons/monitors_screenshot/plugin.cfg\")
-
-[rendering]
-
-renderer/rendering_method=\"gl_compatibility\"
-";

@@ -172,7 +172,7 @@ pub(crate) fn apt_get_install(packages: &[&str]) -> Result<(), String> {
 }
 
 /// Whether this is Debian or a system based on it (Ubuntu), whose packages apt-get installs.
-fn debian_like() -> bool {
+pub(crate) fn debian_like() -> bool {
     let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     os_release.lines().any(|l| l == "ID=debian" || l == "ID=ubuntu" || (l.starts_with("ID_LIKE=") && l.contains("debian")))
 }

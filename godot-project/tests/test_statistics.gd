@@ -17,6 +17,9 @@ func test_counters_are_exact_after_a_known_exchange() -> void:
 	for i in 3:
 		check_eq(to_server.send_text("hello"), OK, "send %d" % i)
 	await until(func(): return count_events(server_events, "data_received") == 3, [server, client], 5.0, "three messages")
+	# The I/O thread publishes what it wrote just after the write: the peer may have the bytes a
+	# moment before the counters say so.
+	await until(func(): return client.get_statistics().wire_bytes_sent >= 33, [server, client], 5.0, "the client's counters published")
 	var sent: Dictionary = client.get_statistics()
 	# A client frame of 5 bytes: 2 header bytes, a 4-byte mask, the payload.
 	check_eq([sent.messages_sent, sent.bytes_sent, sent.wire_bytes_sent], [3, 15, 33], "the client's sent counters")
@@ -31,6 +34,8 @@ func test_counters_are_exact_after_a_known_exchange() -> void:
 	check_eq([received.queued_inbound_messages, received.queued_inbound_bytes], [0, 0], "taken")
 	check_eq(connection.send_text("hi"), OK, "reply")
 	await until(func(): return has_event(client_events, "data_received"), [server, client], 5.0, "the reply")
+	await until(func(): return connection.get_statistics().wire_bytes_sent >= 4 and server.get_statistics().wire_bytes_sent >= 4,
+		[server, client], 5.0, "the server's counters published")
 	# A server frame of 2 bytes: 2 header bytes, no mask.
 	sent = connection.get_statistics()
 	check_eq([sent.messages_sent, sent.bytes_sent, sent.wire_bytes_sent], [1, 2, 4], "the server's sent counters")
